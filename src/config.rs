@@ -1,0 +1,142 @@
+//! Configuration: the embedded default (`src/default-config.toml`) with the user's
+//! `config.toml` merged over it key by key. Owns parsing and validation; turning the values
+//! into running parts is the caller's job.
+
+use crate::engine::score::Bands;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+const DEFAULT: &str = include_str!("default-config.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub watch: Vec<PathBuf>,
+    pub model: ModelConfig,
+    pub risk: Bands,
+    pub incidents: IncidentConfig,
+    pub playbooks: PlaybookConfig,
+    pub connectors: ConnectorConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentConfig {
+    pub window_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookConfig {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub blocklist: BlocklistConfig,
+    pub webhook: WebhookConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlocklistConfig {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub timeout_seconds: u64,
+}
+
+/// A configuration problem, one line naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Treat `""` as "not set".
+pub fn non_empty(s: &str) -> Option<&str> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The built-in configuration alone.
+    ///
+    /// # Errors
+    /// Only if the embedded file is broken (a test guards against that).
+    pub fn embedded() -> Result<Self, ConfigError> {
+        toml::from_str(DEFAULT).map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))
+    }
+
+    /// The built-in configuration with `file` merged over it, if `file` exists.
+    ///
+    /// # Errors
+    /// Unreadable or invalid TOML, unknown keys, wrong types: one line naming the file (and the
+    /// line for syntax errors).
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Self::embedded(),
+            Err(e) => return Err(ConfigError(format!("{}: cannot read: {e}", file.display()))),
+        };
+        let user: toml::Table = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!(":{}", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            ConfigError(format!("{}{line}: {}", file.display(), e.message().trim()))
+        })?;
+        let mut base: toml::Table = toml::from_str(DEFAULT)
+            .map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))?;
+        merge(&mut base, user);
+        Config::deserialize(toml::Value::Table(base))
+            .map_err(|e| ConfigError(format!("{}: {}", file.display(), e.message().trim())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::embedded().expect("default config");
+        assert_eq!(c.incidents.window_minutes, 15);
+        assert_eq!(c.risk, Bands::default());
+    }
+
+    #[test]
+    fn user_file_overrides_per_key_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("config.toml");
+        std::fs::write(&f, "[risk]\nhigh = 60\n").expect("write");
+        let c = Config::load(&f).expect("loads");
+        assert_eq!(c.risk.high, 60);
+        assert_eq!(c.risk.medium, 30, "untouched keys keep the default");
+        std::fs::write(&f, "[risk]\nhihg = 60\n").expect("write");
+        let e = Config::load(&f).expect_err("unknown key").0;
+        assert!(e.starts_with(&format!("{}: unknown field `hihg`", f.display())), "{e}");
+        std::fs::write(&f, "watch = [\n").expect("write");
+        let e = Config::load(&f).expect_err("syntax").0;
+        assert!(e.starts_with(&format!("{}:", f.display())), "{e}");
+    }
+}

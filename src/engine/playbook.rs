@@ -1,0 +1,330 @@
+//! YAML playbooks: when an alert matches, which response steps to propose. Owns loading,
+//! checking, matching and rendering a proposal; running it is the connectors' job, deciding it
+//! the analyst's.
+
+use super::alert::{canonical_json, get_path, sha256_hex};
+use super::connector::Connectors;
+use super::template::{self, render};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub name: String,
+    pub description: String,
+    /// ATT&CK technique ids this playbook responds to.
+    #[serde(default)]
+    pub attack: Vec<String>,
+    #[serde(rename = "match")]
+    pub matcher: Match,
+    pub steps: Vec<Step>,
+    /// Which file it came from, for errors and the audit trail.
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// All of `all` and at least one of `any` (when given) must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    #[serde(default)]
+    pub all: Vec<Condition>,
+    #[serde(default)]
+    pub any: Vec<Condition>,
+}
+
+/// One test on a field of the alert's ECS document (`vigil.risk` and `vigil.band` included).
+/// Exactly one operator is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    pub equals: Option<String>,
+    pub one_of: Option<Vec<String>>,
+    /// Case-insensitive substring.
+    pub contains: Option<String>,
+    pub contains_any: Option<Vec<String>>,
+    pub gte: Option<f64>,
+    pub lte: Option<f64>,
+    pub exists: Option<bool>,
+}
+
+/// Who must approve a step before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// Runs without a human: only for harmless steps such as notifications.
+    Auto,
+    #[default]
+    OneAnalyst,
+    TwoAnalysts,
+}
+
+impl ApprovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Auto => "auto",
+            ApprovalPolicy::OneAnalyst => "one_analyst",
+            ApprovalPolicy::TwoAnalysts => "two_analysts",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    pub connector: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub approval: ApprovalPolicy,
+}
+
+/// A rendered step waiting for a decision. `call_hash` covers connector and params, so an
+/// approval binds to exactly this call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposedAction {
+    pub playbook: String,
+    pub step: String,
+    pub title: String,
+    pub connector: String,
+    pub params: Map<String, Value>,
+    /// What will run, in words, shown to the approver.
+    pub rendered: String,
+    pub call_hash: String,
+    pub approval: ApprovalPolicy,
+}
+
+/// The hash an approval binds to.
+pub fn call_hash(connector: &str, params: &Map<String, Value>) -> String {
+    let doc = serde_json::json!({"connector": connector, "params": params});
+    sha256_hex(canonical_json(&doc).as_bytes())
+}
+
+/// A playbook problem: `file:line:column: message` when the YAML parser knows the place,
+/// `file: playbook NAME, step ID: message` otherwise.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PlaybookError(pub String);
+
+impl Condition {
+    fn operator_count(&self) -> usize {
+        [
+            self.equals.is_some(),
+            self.one_of.is_some(),
+            self.contains.is_some(),
+            self.contains_any.is_some(),
+            self.gte.is_some(),
+            self.lte.is_some(),
+            self.exists.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count()
+    }
+
+    fn holds(&self, doc: &Value) -> bool {
+        let v = get_path(doc, &self.field).filter(|v| !v.is_null());
+        if let Some(want) = self.exists {
+            return v.is_some() == want;
+        }
+        let Some(v) = v else { return false };
+        // A list field (threat.technique.id) holds when any element does.
+        if let Value::Array(items) = v {
+            return items.iter().any(|i| self.holds_scalar(i));
+        }
+        self.holds_scalar(v)
+    }
+
+    fn holds_scalar(&self, v: &Value) -> bool {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let lower = text.to_lowercase();
+        if let Some(e) = &self.equals {
+            return &text == e;
+        }
+        if let Some(set) = &self.one_of {
+            return set.iter().any(|s| s == &text);
+        }
+        if let Some(c) = &self.contains {
+            return lower.contains(&c.to_lowercase());
+        }
+        if let Some(cs) = &self.contains_any {
+            return cs.iter().any(|c| lower.contains(&c.to_lowercase()));
+        }
+        let num = v.as_f64().or_else(|| text.parse::<f64>().ok());
+        if let Some(min) = self.gte {
+            return num.is_some_and(|n| n >= min);
+        }
+        if let Some(max) = self.lte {
+            return num.is_some_and(|n| n <= max);
+        }
+        false
+    }
+}
+
+impl Playbook {
+    pub fn matches(&self, doc: &Value) -> bool {
+        self.matcher.all.iter().all(|c| c.holds(doc))
+            && (self.matcher.any.is_empty() || self.matcher.any.iter().any(|c| c.holds(doc)))
+    }
+
+    /// Render every step for an alert document. A step whose placeholders cannot be filled is
+    /// left out (it cannot run) and its reason returned beside the proposals.
+    pub fn propose(
+        &self,
+        alert_doc: &Value,
+        connectors: &Connectors,
+    ) -> (Vec<ProposedAction>, Vec<String>) {
+        let ctx = serde_json::json!({"alert": alert_doc, "vigil": alert_doc.get("vigil")});
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        'steps: for step in &self.steps {
+            let mut params = Map::new();
+            for (k, t) in &step.params {
+                match render(t, &ctx) {
+                    Ok(v) => {
+                        params.insert(k.clone(), v);
+                    }
+                    Err(e) => {
+                        skipped.push(format!("{}/{}: {e}", self.name, step.id));
+                        continue 'steps;
+                    }
+                }
+            }
+            let rendered = match connectors.describe(&step.connector, &params) {
+                Ok(r) => r,
+                Err(e) => {
+                    skipped.push(format!("{}/{}: {e}", self.name, step.id));
+                    continue;
+                }
+            };
+            out.push(ProposedAction {
+                playbook: self.name.clone(),
+                step: step.id.clone(),
+                title: step.title.clone(),
+                connector: step.connector.clone(),
+                call_hash: call_hash(&step.connector, &params),
+                params,
+                rendered,
+                approval: step.approval,
+            });
+        }
+        (out, skipped)
+    }
+
+    /// Check what the YAML parser cannot: operators, connectors, placeholders, unique ids.
+    fn check(&self, connectors: &Connectors) -> Result<(), PlaybookError> {
+        let at = |what: String| PlaybookError(format!("{}: playbook {}: {what}", self.source, self.name));
+        if self.steps.is_empty() {
+            return Err(at("has no steps".into()));
+        }
+        for c in self.matcher.all.iter().chain(&self.matcher.any) {
+            if c.operator_count() != 1 {
+                return Err(at(format!(
+                    "match on `{}`: give exactly one of equals, one_of, contains, contains_any, gte, lte, exists",
+                    c.field
+                )));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for s in &self.steps {
+            if !ids.insert(&s.id) {
+                return Err(at(format!("step {}: duplicate step id", s.id)));
+            }
+            if !connectors.knows(&s.connector) {
+                return Err(at(format!(
+                    "step {}: unknown connector `{}` (known: {})",
+                    s.id,
+                    s.connector,
+                    Connectors::KINDS.join(", ")
+                )));
+            }
+            for (k, t) in &s.params {
+                template::placeholders(t)
+                    .map_err(|e| at(format!("step {}: param `{k}`: {e}", s.id)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse one playbook file's text.
+///
+/// # Errors
+/// YAML errors with line and column, then semantic errors naming playbook and step.
+pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbook, PlaybookError> {
+    let mut pb: Playbook = serde_saphyr::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let one_line = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        match e.location() {
+            Some(loc) => PlaybookError(format!(
+                "{source}:{}:{}: {one_line}",
+                loc.line(),
+                loc.column()
+            )),
+            None => PlaybookError(format!("{source}: {one_line}")),
+        }
+    })?;
+    pb.source = source.to_string();
+    pb.check(connectors)?;
+    Ok(pb)
+}
+
+/// The playbooks shipped in `playbooks/`, compiled in so vigil proposes actions with no setup.
+pub const EMBEDDED: &[(&str, &str)] = &[(
+    "playbooks/c2-contain.yaml",
+    include_str!("../../playbooks/c2-contain.yaml"),
+)];
+
+/// Load the embedded playbooks, or every `*.yaml`/`*.yml` file in `dir`.
+///
+/// # Errors
+/// Every broken file, one line each.
+pub fn load(dir: Option<&Path>, connectors: &Connectors) -> Result<Vec<Playbook>, Vec<PlaybookError>> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut errors = Vec::new();
+    match dir {
+        None => files.extend(EMBEDDED.iter().map(|(n, t)| (n.to_string(), t.to_string()))),
+        Some(dir) => {
+            let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                    .collect(),
+                Err(e) => {
+                    return Err(vec![PlaybookError(format!(
+                        "{}: cannot read playbook directory: {e}",
+                        dir.display()
+                    ))])
+                }
+            };
+            paths.sort();
+            for p in paths {
+                match std::fs::read_to_string(&p) {
+                    Ok(t) => files.push((p.display().to_string(), t)),
+                    Err(e) => errors.push(PlaybookError(format!("{}: cannot read: {e}", p.display()))),
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, text) in files {
+        match parse(&text, &name, connectors) {
+            Ok(p) => out.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
