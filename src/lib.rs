@@ -10,3 +10,5 @@ pub mod engine;
 pub mod identity;
 pub mod paths;
 pub mod sanitize;
+#[cfg(feature = "tui")]
+pub mod tui;

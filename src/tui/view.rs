@@ -1,0 +1,417 @@
+//! Drawing: a pure function of `App`. Owns layout, colours and text; every string that came
+//! from an alert goes through `sanitize` first. Works at 80x24, hides the detail panes when
+//! smaller, and says so below 40x10.
+
+use super::app::{App, Focus, Overlay};
+use super::keymap::Action;
+use crate::engine::score::Score;
+use crate::engine::store::QueueRow;
+use crate::sanitize::sanitize;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+/// Smallest terminal vigil draws in.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 10;
+
+/// Colours unless `NO_COLOR` is set (https://no-color.org).
+pub fn colours_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn compact(width: u16, height: u16) -> bool {
+    width < 70 || height < 18
+}
+
+/// Height of the queue area (header row included).
+fn queue_height(width: u16, height: u16) -> u16 {
+    let body = height.saturating_sub(2);
+    if compact(width, height) {
+        body
+    } else {
+        body / 2
+    }
+}
+
+/// Alert rows visible in the queue at this terminal size.
+pub fn queue_rows(width: u16, height: u16) -> u16 {
+    queue_height(width, height).saturating_sub(1).max(1)
+}
+
+fn untrusted(s: &str) -> String {
+    sanitize(s).into_owned()
+}
+
+struct Palette {
+    on: bool,
+}
+
+impl Palette {
+    fn fg(&self, c: Color) -> Style {
+        if self.on {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+    fn band(&self, band: Option<&str>) -> Style {
+        match band {
+            Some("CRIT") => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            Some("HIGH") => self.fg(Color::LightRed),
+            Some("MED") => self.fg(Color::Yellow),
+            Some("LOW") => self.fg(Color::Green),
+            _ => self.fg(Color::DarkGray),
+        }
+    }
+    fn status(&self, status: &str) -> Style {
+        match status {
+            "proposed" => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            "succeeded" => self.fg(Color::Green),
+            "failed" | "refused" => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            "running" | "approved" => self.fg(Color::Cyan),
+            _ => self.fg(Color::DarkGray),
+        }
+    }
+    fn dim(&self) -> Style {
+        self.fg(Color::DarkGray)
+    }
+    fn title(&self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+}
+
+pub fn draw(f: &mut Frame<'_>, app: &App) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!(
+            "terminal too small ({}x{}): vigil needs at least {MIN_WIDTH}x{MIN_HEIGHT}",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let pal = Palette { on: app.colours };
+    let [header, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, &pal, header);
+    let qh = queue_height(area.width, area.height);
+    if compact(area.width, area.height) {
+        draw_queue(f, app, &pal, body);
+    } else {
+        let [q, panes] = Layout::vertical([Constraint::Length(qh), Constraint::Min(0)]).areas(body);
+        draw_queue(f, app, &pal, q);
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(panes);
+        draw_detail(f, app, &pal, left);
+        draw_actions(f, app, &pal, right);
+    }
+    draw_status(f, app, &pal, status);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => draw_help(f, app, &pal, area),
+        Overlay::Prompt(_) => draw_prompt(f, app, &pal, area),
+    }
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let help = app.keymap.key_for("queue", Action::Help).unwrap_or_else(|| "?".into());
+    let mut spans = vec![
+        Span::styled(" vigil ", pal.title().add_modifier(Modifier::REVERSED)),
+        Span::raw(" "),
+    ];
+    match &app.message {
+        Some(m) => spans.push(Span::styled(
+            untrusted(&m.text),
+            if m.error { pal.fg(Color::Red).add_modifier(Modifier::BOLD) } else { pal.fg(Color::Cyan) },
+        )),
+        None => spans.push(Span::styled(
+            format!("alert queue, highest risk first · {help} help"),
+            pal.dim(),
+        )),
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn short_time(ts: &str) -> String {
+    // 2024-01-02T03:04:05.123456Z → 01-02 03:04:05
+    if ts.len() >= 19 {
+        format!("{} {}", &ts[5..10], &ts[11..19])
+    } else {
+        ts.to_string()
+    }
+}
+
+fn risk_cell(r: &QueueRow) -> String {
+    match (r.band.as_deref(), r.risk) {
+        (Some(b), Some(risk)) => format!("{b:<4} {risk:>3}"),
+        _ => "---- ---".to_string(),
+    }
+}
+
+fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let focused = app.focus == Focus::Queue && app.overlay == Overlay::None;
+    let header_style = if focused { pal.title() } else { pal.dim().add_modifier(Modifier::BOLD) };
+    let header = Row::new(vec!["RISK", "TIME (UTC)", "MODULE", "SOURCE", "RULE"]).style(header_style);
+    let visible = area.height.saturating_sub(1) as u64;
+    let mut rows = Vec::new();
+    for i in app.top..app.top + visible {
+        if i >= app.totals.alerts {
+            break;
+        }
+        let row = match app.row_at(i) {
+            Some(r) => {
+                let cells = vec![
+                    Span::styled(risk_cell(r), pal.band(r.band.as_deref())),
+                    Span::raw(short_time(&r.ts)),
+                    Span::raw(untrusted(&r.module)),
+                    Span::raw(untrusted(r.source_ip.as_deref().unwrap_or("-"))),
+                    Span::raw(untrusted(r.rule_name.as_deref().unwrap_or("(no rule name)"))),
+                ];
+                Row::new(cells)
+            }
+            None => Row::new(vec![Span::styled("…", pal.dim())]),
+        };
+        let row = if i == app.selected {
+            row.style(Style::default().add_modifier(Modifier::REVERSED))
+        } else {
+            row
+        };
+        rows.push(row);
+    }
+    let widths = [
+        Constraint::Length(8),
+        Constraint::Length(14),
+        Constraint::Length(8),
+        Constraint::Length(15),
+        Constraint::Min(10),
+    ];
+    if app.totals.alerts == 0 {
+        let text = vec![
+            Line::styled("RISK  TIME (UTC)      MODULE   SOURCE          RULE", header_style),
+            Line::styled("no alerts yet: waiting for lines in the watched files", pal.dim()),
+        ];
+        f.render_widget(Paragraph::new(text), area);
+        return;
+    }
+    f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), area);
+}
+
+fn endpoint(ip: Option<std::net::IpAddr>, port: Option<u16>) -> String {
+    match (ip, port) {
+        (Some(ip @ std::net::IpAddr::V6(_)), Some(p)) => format!("[{ip}]:{p}"),
+        (Some(ip), Some(p)) => format!("{ip}:{p}"),
+        (Some(ip), None) => ip.to_string(),
+        (None, _) => "-".into(),
+    }
+}
+
+fn field<'a>(label: &'a str, value: String, pal: &Palette) -> Line<'a> {
+    Line::from(vec![Span::styled(format!("{label:<9}"), pal.dim()), Span::raw(value)])
+}
+
+fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let Some(d) = &app.detail else {
+        let block = Block::default().borders(Borders::ALL).title("Alert").border_style(pal.dim());
+        f.render_widget(Paragraph::new("select an alert").style(pal.dim()).block(block), area);
+        return;
+    };
+    let a = &d.alert;
+    let title = match (d.incident_id, d.incident_count) {
+        (Some(i), Some(n)) => format!("Alert #{} · incident #{i} ({n} alerts)", d.id),
+        _ => format!("Alert #{}", d.id),
+    };
+    let block = Block::default().borders(Borders::ALL).title(title).border_style(pal.dim());
+    let mut lines = Vec::new();
+    match &d.score {
+        Score::Scored { risk, band, top, model, .. } => {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<9}", "risk"), pal.dim()),
+                Span::styled(format!("{} {risk}", band.label()), pal.band(Some(band.label()))),
+                Span::styled(format!("  model {}", untrusted(model)), pal.dim()),
+            ]));
+            let why: Vec<String> = top
+                .iter()
+                .take(3)
+                .map(|c| format!("{}{:.0} {}", if c.points >= 0.0 { "+" } else { "" }, c.points, c.feature))
+                .collect();
+            if !why.is_empty() {
+                lines.push(field("why", why.join(", "), pal));
+            }
+        }
+        Score::Unscored { reason } => {
+            lines.push(field("risk", format!("unscored: {}", untrusted(reason)), pal));
+        }
+    }
+    lines.push(field("rule", untrusted(a.rule_name.as_deref().unwrap_or("-")), pal));
+    if let Some(c) = &a.rule_category {
+        lines.push(field("category", untrusted(c), pal));
+    }
+    lines.push(field(
+        "severity",
+        format!(
+            "{} (producer: {})",
+            a.severity.level(),
+            untrusted(a.severity_original.as_deref().unwrap_or("-"))
+        ),
+        pal,
+    ));
+    lines.push(field(
+        "network",
+        format!(
+            "{} → {} {}",
+            endpoint(a.source_ip, a.source_port),
+            endpoint(a.destination_ip, a.destination_port),
+            untrusted(a.transport.as_deref().unwrap_or(""))
+        ),
+        pal,
+    ));
+    if a.host_name.is_some() || a.user_name.is_some() {
+        lines.push(field(
+            "host",
+            format!(
+                "{}{}",
+                untrusted(a.host_name.as_deref().unwrap_or("-")),
+                a.user_name.as_deref().map(|u| format!("  user {}", untrusted(u))).unwrap_or_default()
+            ),
+            pal,
+        ));
+    }
+    if !a.technique_ids.is_empty() || !a.tactics.is_empty() {
+        lines.push(field(
+            "ATT&CK",
+            untrusted(&format!("{} {}", a.technique_ids.join(","), a.tactics.join(","))),
+            pal,
+        ));
+    }
+    lines.push(field("time", a.timestamp.to_rfc3339(), pal));
+    lines.push(field("module", untrusted(&a.module), pal));
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+}
+
+fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let focused = app.focus == Focus::Actions && app.overlay == Overlay::None;
+    let a_key = app.keymap.key_for("actions", Action::Approve).unwrap_or_default();
+    let r_key = app.keymap.key_for("actions", Action::Reject).unwrap_or_default();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!("Proposed actions ({a_key} approve, {r_key} reject)"))
+        .border_style(if focused { pal.title() } else { pal.dim() });
+    let actions = app.detail.as_ref().map(|d| d.actions.as_slice()).unwrap_or(&[]);
+    if actions.is_empty() {
+        f.render_widget(
+            Paragraph::new("no playbook matched this alert").style(pal.dim()).block(block),
+            area,
+        );
+        return;
+    }
+    let mut lines = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
+        let marker = if i == app.action_sel { "▶ " } else { "  " };
+        let mut head = vec![
+            Span::raw(marker),
+            Span::styled(format!("#{} {}", a.id, a.status.to_uppercase()), pal.status(&a.status)),
+            Span::raw(" "),
+            Span::raw(untrusted(&a.title)),
+        ];
+        if i == app.action_sel && focused {
+            head.iter_mut().skip(1).for_each(|s| s.style = s.style.add_modifier(Modifier::REVERSED));
+        }
+        lines.push(Line::from(head));
+        lines.push(Line::styled(format!("    {}", untrusted(&a.rendered)), pal.dim()));
+        let by = match (&a.decided_by, &a.reason) {
+            (Some(who), Some(why)) => format!("    by {} — {}", untrusted(who), untrusted(why)),
+            _ => format!("    {} · {}", untrusted(&a.playbook), a.approval.as_str()),
+        };
+        lines.push(Line::styled(by, pal.dim()));
+        if let Some(o) = &a.outcome {
+            lines.push(Line::styled(format!("    → {}", untrusted(o)), pal.status(&a.status)));
+        }
+    }
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+}
+
+fn draw_status(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let t = &app.totals;
+    let text = format!(
+        " {} alerts · {:.0}/min · {} incidents · {} pending · {} quarantined · db {} · model {}",
+        t.alerts,
+        app.rate_per_minute(),
+        t.incidents,
+        t.pending_actions,
+        t.quarantined,
+        app.db_path,
+        app.model
+    );
+    let style = if app.colours {
+        Style::default().bg(Color::Blue).fg(Color::White)
+    } else {
+        Style::default().add_modifier(Modifier::REVERSED)
+    };
+    let _ = pal;
+    f.render_widget(Paragraph::new(untrusted(&text)).style(style), area);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let Overlay::Prompt(p) = &app.overlay else { return };
+    let verb = if p.approve { "Approve" } else { "Reject" };
+    let rect = centered(area, area.width.saturating_sub(4).min(76), 11);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!("{verb} action #{}", p.action_id))
+        .border_style(if p.approve { pal.fg(Color::Green) } else { pal.fg(Color::Red) });
+    let mut lines = vec![
+        Line::styled("This exact call will run:", pal.dim()),
+        Line::raw(untrusted(&p.rendered)),
+        Line::raw(""),
+        Line::from(vec![
+            Span::styled("Reason: ", pal.title()),
+            Span::raw(untrusted(&p.reason)),
+            Span::styled("█", pal.dim()),
+        ]),
+    ];
+    if let Some(e) = &p.error {
+        lines.push(Line::styled(e.clone(), pal.fg(Color::Red).add_modifier(Modifier::BOLD)));
+    }
+    let confirm = app.keymap.key_for("prompt", Action::Confirm).unwrap_or_default();
+    let cancel = app.keymap.key_for("prompt", Action::Cancel).unwrap_or_default();
+    lines.push(Line::styled(
+        format!("{confirm}: {} · {cancel}: cancel · a reason is required", verb.to_lowercase()),
+        pal.dim(),
+    ));
+    f.render_widget(Clear, rect);
+    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), rect);
+}
+
+fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let entries = app.keymap.help_lines();
+    let rect = centered(area, 72, entries.len() as u16 + 2);
+    let mut lines = Vec::new();
+    for (table, keys, action) in &entries {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{table:<8}"), pal.dim()),
+            Span::styled(format!("{keys:<20}"), pal.title()),
+            Span::raw(action.describe()),
+        ]));
+    }
+    let block = Block::default().borders(Borders::ALL).title("Keys (from the keymap in force)");
+    f.render_widget(Clear, rect);
+    f.render_widget(Paragraph::new(lines).block(block), rect);
+}
