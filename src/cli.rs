@@ -19,7 +19,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil", about = "Terminal-first SOAR: tail, score, approve, audit", disable_version_flag = true)]
+#[command(
+    name = "vigil",
+    about = "Terminal-first SOAR: tail, score, approve, audit",
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Print the version and the directories vigil uses.
     #[arg(short = 'V', long = "version", global = true)]
@@ -151,7 +155,11 @@ pub fn main() -> ExitCode {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Everything a command needs, resolved from paths, config and flags.
@@ -195,7 +203,12 @@ impl Setup {
         let connectors = self.connectors();
         let dir = non_empty(&self.config.playbooks.dir).map(Path::new);
         let playbooks = playbook::load(dir, &connectors).map_err(|errs| {
-            Failure::Usage(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            Failure::Usage(
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         let scorer = Scorer::new(self.model(model_flag), self.config.risk);
         if let Some(e) = scorer.model_error() {
@@ -223,7 +236,9 @@ impl Setup {
             db: self.db.clone(),
             watch,
             pipeline: self.pipeline(None)?,
-            incident_window: chrono::Duration::minutes(i64::from(self.config.incidents.window_minutes)),
+            incident_window: chrono::Duration::minutes(i64::from(
+                self.config.incidents.window_minutes,
+            )),
             actor: Actor::current(),
         })
     }
@@ -262,8 +277,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     if cli.version {
         let p = Paths::resolve();
         println!("vigil {}", env!("CARGO_PKG_VERSION"));
-        println!("config: {} (config.toml, keymap.toml)", p.config_dir.display());
-        println!("data:   {} (vigil.db, vigil.log, blocklist.txt)", p.data_dir.display());
+        println!(
+            "config: {} (config.toml, keymap.toml)",
+            p.config_dir.display()
+        );
+        println!(
+            "data:   {} (vigil.db, vigil.log, blocklist.txt)",
+            p.data_dir.display()
+        );
         println!("cache:  {}", p.cache_dir.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -274,7 +295,14 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         None => run_tui(&setup, &cli.watch),
         Some(Command::Ingest { files }) => ingest(&setup, &files),
         Some(Command::Export { .. }) => export(&setup),
-        Some(Command::Train { data, out, trees, max_depth, seed, name }) => {
+        Some(Command::Train {
+            data,
+            out,
+            trees,
+            max_depth,
+            seed,
+            name,
+        }) => {
             let mut p = TrainParams::default();
             p.trees = trees.unwrap_or(p.trees);
             p.max_depth = max_depth.unwrap_or(p.max_depth);
@@ -283,8 +311,12 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Some(Command::Score { model, file }) => score_cmd(&setup, model.as_deref(), &file),
         Some(Command::Audit { action: None }) => audit_list(&setup),
-        Some(Command::Audit { action: Some(AuditCommand::Verify) }) => audit_verify(&setup),
-        Some(Command::Playbook { action: PlaybookCommand::Check { dir } }) => playbook_check(&setup, dir.as_deref()),
+        Some(Command::Audit {
+            action: Some(AuditCommand::Verify),
+        }) => audit_verify(&setup),
+        Some(Command::Playbook {
+            action: PlaybookCommand::Check { dir },
+        }) => playbook_check(&setup, dir.as_deref()),
         Some(Command::Actions { all }) => actions_list(&setup, all),
         Some(Command::Approve { id, reason }) => decide(&setup, id, true, reason),
         Some(Command::Reject { id, reason }) => decide(&setup, id, false, reason),
@@ -293,7 +325,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
 
 #[cfg(feature = "tui")]
 fn run_tui(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
-    let keymap = crate::tui::keymap::Keymap::load(&setup.paths.keymap_file()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let keymap = crate::tui::keymap::Keymap::load(&setup.paths.keymap_file())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let cfg = setup.engine_config(setup.watch(watch))?;
     let rt = runtime()?;
     rt.block_on(crate::tui::run(cfg, keymap, setup.db.clone()))?;
@@ -309,7 +342,10 @@ fn run_tui(_setup: &Setup, _watch: &[PathBuf]) -> Result<ExitCode, Failure> {
 
 fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
     if !db.exists() {
-        return Err(Failure::Usage(format!("{}: no such database", db.display())));
+        return Err(Failure::Usage(format!(
+            "{}: no such database",
+            db.display()
+        )));
     }
     store::open_read_only(db).map_err(|e| Failure::Runtime(anyhow!("{}: {e}", db.display())))
 }
@@ -326,7 +362,9 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
         let writer = store::spawn_writer(
             setup.db.clone(),
             WriterConfig {
-                incident_window: chrono::Duration::minutes(i64::from(setup.config.incidents.window_minutes)),
+                incident_window: chrono::Duration::minutes(i64::from(
+                    setup.config.incidents.window_minutes,
+                )),
                 actor: Actor::current(),
             },
             rx,
@@ -356,7 +394,9 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
                 tx.send(WriteOp::Ingest(batch, Some(reply)))
                     .await
                     .map_err(|_| anyhow!("database writer stopped"))?;
-                let s = done.await.map_err(|_| anyhow!("database writer stopped"))??;
+                let s = done
+                    .await
+                    .map_err(|_| anyhow!("database writer stopped"))??;
                 total.add(s);
             }
         }
@@ -364,7 +404,10 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         anyhow::Ok(total)
     })?;
-    println!("{}", serde_json::to_string(&summary).map_err(anyhow::Error::from)?);
+    println!(
+        "{}",
+        serde_json::to_string(&summary).map_err(anyhow::Error::from)?
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -377,7 +420,12 @@ fn export(setup: &Setup) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn train_cmd(data: &[PathBuf], out: &Path, params: TrainParams, name: &str) -> Result<ExitCode, Failure> {
+fn train_cmd(
+    data: &[PathBuf],
+    out: &Path,
+    params: TrainParams,
+    name: &str,
+) -> Result<ExitCode, Failure> {
     let mut set = train::Labelled::default();
     for f in data {
         train::read_labelled_alerts(f, &mut set)?;
@@ -418,7 +466,11 @@ fn train_cmd(data: &[PathBuf], out: &Path, params: TrainParams, name: &str) -> R
         metrics: m.clone(),
         notes: "Metrics are on held-out rows (split field, or every fifth line) never seen in training.".into(),
     };
-    let model = Model { card, forest, origin: out.display().to_string() };
+    let model = Model {
+        card,
+        forest,
+        origin: out.display().to_string(),
+    };
     model.save(out)?;
     let summary = serde_json::json!({
         "out": out.display().to_string(), "train_rows": xtr.len(), "test_rows": xte.len(),
@@ -431,7 +483,8 @@ fn train_cmd(data: &[PathBuf], out: &Path, params: TrainParams, name: &str) -> R
 
 fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCode, Failure> {
     let m = setup.model(model).map_err(|e| Failure::Runtime(e.into()))?;
-    m.check_features(features::FEATURES).map_err(|e| Failure::Runtime(e.into()))?;
+    m.check_features(features::FEATURES)
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let scorer = Scorer::new(Ok(m), setup.config.risk);
     let bytes = read_maybe_gz(file)?;
     let (lines, _) = split_lines(&bytes, 0, 1);
@@ -448,7 +501,9 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
                                    "vigil": store::score_json(&s)})
             }
             Ok(crate::engine::normalize::Parsed::Skipped) => continue,
-            Err(e) => serde_json::json!({"line": l.line_no, "error": format!("{}:{}: {}", file.display(), l.line_no, e.0)}),
+            Err(e) => {
+                serde_json::json!({"line": l.line_no, "error": format!("{}:{}: {}", file.display(), l.line_no, e.0)})
+            }
         };
         print_json_line(&mut out, &v)?;
     }
@@ -461,7 +516,9 @@ fn audit_list(setup: &Setup) -> Result<ExitCode, Failure> {
     let conn = open_existing(&setup.db)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    audit::for_each(&conn, |r| print_json_line(&mut out, &serde_json::to_value(&r)?))?;
+    audit::for_each(&conn, |r| {
+        print_json_line(&mut out, &serde_json::to_value(&r)?)
+    })?;
     out.flush().map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -471,11 +528,17 @@ fn audit_verify(setup: &Setup) -> Result<ExitCode, Failure> {
     let v = audit::verify(&conn)?;
     match &v.first_bad {
         None => {
-            println!("{}", serde_json::json!({"intact": true, "records": v.records, "head": {"seq": v.head_seq, "hash": v.head_hash}}));
+            println!(
+                "{}",
+                serde_json::json!({"intact": true, "records": v.records, "head": {"seq": v.head_seq, "hash": v.head_hash}})
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some((seq, why)) => {
-            println!("{}", serde_json::json!({"intact": false, "records": v.records, "first_bad": {"seq": seq, "reason": why}}));
+            println!(
+                "{}",
+                serde_json::json!({"intact": false, "records": v.records, "first_bad": {"seq": seq, "reason": why}})
+            );
             eprintln!("vigil: audit record {seq} does not verify: {why}");
             Ok(ExitCode::from(1))
         }
@@ -503,11 +566,15 @@ fn playbook_check(setup: &Setup, dir: Option<&Path>) -> Result<ExitCode, Failure
 
 fn actions_list(setup: &Setup, all: bool) -> Result<ExitCode, Failure> {
     let conn = open_existing(&setup.db)?;
-    let rows = store::actions(&conn, if all { None } else { Some("proposed") }).map_err(anyhow::Error::from)?;
+    let rows = store::actions(&conn, if all { None } else { Some("proposed") })
+        .map_err(anyhow::Error::from)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for r in rows {
-        print_json_line(&mut out, &serde_json::to_value(&r).map_err(anyhow::Error::from)?)?;
+        print_json_line(
+            &mut out,
+            &serde_json::to_value(&r).map_err(anyhow::Error::from)?,
+        )?;
     }
     out.flush().map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
@@ -526,7 +593,10 @@ fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitC
         let actor = Actor::current();
         let writer = store::spawn_writer(
             setup.db.clone(),
-            WriterConfig { incident_window: chrono::Duration::minutes(15), actor: actor.clone() },
+            WriterConfig {
+                incident_window: chrono::Duration::minutes(15),
+                actor: actor.clone(),
+            },
             rx,
             changed,
         )
@@ -536,6 +606,13 @@ fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitC
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         r.map_err(anyhow::Error::from)
     })?;
-    println!("{}", serde_json::to_value(&row).map_err(anyhow::Error::from)?);
-    Ok(if row.status == "failed" { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    println!(
+        "{}",
+        serde_json::to_value(&row).map_err(anyhow::Error::from)?
+    );
+    Ok(if row.status == "failed" {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

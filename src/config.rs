@@ -84,7 +84,8 @@ impl Config {
     /// # Errors
     /// Only if the embedded file is broken (a test guards against that).
     pub fn embedded() -> Result<Self, ConfigError> {
-        toml::from_str(DEFAULT).map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))
+        toml::from_str(DEFAULT)
+            .map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))
     }
 
     /// The built-in configuration with `file` merged over it, if `file` exists.
@@ -101,7 +102,12 @@ impl Config {
         let user: toml::Table = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!(":{}", text[..s.start.min(text.len())].lines().count().max(1)))
+                .map(|s| {
+                    format!(
+                        ":{}",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
                 .unwrap_or_default();
             ConfigError(format!("{}{line}: {}", file.display(), e.message().trim()))
         })?;
@@ -134,7 +140,10 @@ mod tests {
         assert_eq!(c.risk.medium, 30, "untouched keys keep the default");
         std::fs::write(&f, "[risk]\nhihg = 60\n").expect("write");
         let e = Config::load(&f).expect_err("unknown key").0;
-        assert!(e.starts_with(&format!("{}: unknown field `hihg`", f.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("{}: unknown field `hihg`", f.display())),
+            "{e}"
+        );
         std::fs::write(&f, "watch = [\n").expect("write");
         let e = Config::load(&f).expect_err("syntax").0;
         assert!(e.starts_with(&format!("{}:", f.display())), "{e}");

@@ -38,16 +38,35 @@ pub struct EngineConfig {
 /// Requests from the UI. Queries carry a request number so the UI can drop stale answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineCommand {
-    LoadQueue { request: u64, offset: u64, limit: u64 },
-    LoadDetail { request: u64, alert_id: i64 },
-    Decide { action_id: i64, approve: bool, reason: String },
+    LoadQueue {
+        request: u64,
+        offset: u64,
+        limit: u64,
+    },
+    LoadDetail {
+        request: u64,
+        alert_id: i64,
+    },
+    Decide {
+        action_id: i64,
+        approve: bool,
+        reason: String,
+    },
 }
 
 /// What the engine tells the UI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
-    Queue { request: u64, offset: u64, totals: Totals, rows: Vec<QueueRow> },
-    Detail { request: u64, detail: Option<Box<AlertDetail>> },
+    Queue {
+        request: u64,
+        offset: u64,
+        totals: Totals,
+        rows: Vec<QueueRow>,
+    },
+    Detail {
+        request: u64,
+        detail: Option<Box<AlertDetail>>,
+    },
     /// An action changed state (decided, running, finished).
     Action(Box<ActionRow>),
     /// A one-line message for the status bar.
@@ -153,28 +172,48 @@ impl Responder {
             while let Ok(c) = cmds.try_recv() {
                 pending.push(c);
             }
-            let last_queue = pending.iter().rposition(|c| matches!(c, EngineCommand::LoadQueue { .. }));
-            let last_detail = pending.iter().rposition(|c| matches!(c, EngineCommand::LoadDetail { .. }));
+            let last_queue = pending
+                .iter()
+                .rposition(|c| matches!(c, EngineCommand::LoadQueue { .. }));
+            let last_detail = pending
+                .iter()
+                .rposition(|c| matches!(c, EngineCommand::LoadDetail { .. }));
             for (i, c) in pending.into_iter().enumerate() {
                 match c {
                     EngineCommand::LoadQueue { .. } if Some(i) != last_queue => {}
                     EngineCommand::LoadDetail { .. } if Some(i) != last_detail => {}
-                    EngineCommand::Decide { action_id, approve, reason } => {
+                    EngineCommand::Decide {
+                        action_id,
+                        approve,
+                        reason,
+                    } => {
                         let writer = self.writer.clone();
                         let events = self.events.clone();
                         let connectors = self.connectors.clone();
                         let actor = self.actor.clone();
                         tokio::spawn(async move {
-                            let r = decide_and_run(&writer, &connectors, &actor, action_id, approve, reason, |row| {
-                                let _ = events.try_send(EngineEvent::Action(Box::new(row.clone())));
-                            })
+                            let r = decide_and_run(
+                                &writer,
+                                &connectors,
+                                &actor,
+                                action_id,
+                                approve,
+                                reason,
+                                |row| {
+                                    let _ =
+                                        events.try_send(EngineEvent::Action(Box::new(row.clone())));
+                                },
+                            )
                             .await;
                             let msg = match r {
                                 Ok(row) => EngineEvent::Notice(format!(
                                     "action {}: {}{}",
                                     row.id,
                                     row.status,
-                                    row.outcome.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
+                                    row.outcome
+                                        .as_deref()
+                                        .map(|o| format!(" ({o})"))
+                                        .unwrap_or_default()
                                 )),
                                 Err(e) => EngineEvent::Error(format!("action {action_id}: {e}")),
                             };
@@ -192,7 +231,11 @@ impl Responder {
         let result = tokio::task::spawn_blocking(move || -> rusqlite::Result<EngineEvent> {
             let conn = reader.lock().map_err(|_| rusqlite::Error::InvalidQuery)?;
             Ok(match cmd {
-                EngineCommand::LoadQueue { request, offset, limit } => EngineEvent::Queue {
+                EngineCommand::LoadQueue {
+                    request,
+                    offset,
+                    limit,
+                } => EngineEvent::Queue {
                     request,
                     offset,
                     totals: store::totals(&conn)?,
@@ -215,13 +258,17 @@ impl Responder {
     }
 }
 
-async fn ask(writer: &mpsc::Sender<WriteOp>, op: impl FnOnce(oneshot::Sender<Result<ActionRow, DecisionError>>) -> WriteOp) -> Result<ActionRow, DecisionError> {
+async fn ask(
+    writer: &mpsc::Sender<WriteOp>,
+    op: impl FnOnce(oneshot::Sender<Result<ActionRow, DecisionError>>) -> WriteOp,
+) -> Result<ActionRow, DecisionError> {
     let (tx, rx) = oneshot::channel();
     writer
         .send(op(tx))
         .await
         .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?;
-    rx.await.map_err(|_| DecisionError::Db("the database writer has stopped".into()))?
+    rx.await
+        .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?
 }
 
 /// Record a decision; if it is an approval, record the intent, run the connector, record the
@@ -251,10 +298,19 @@ pub async fn decide_and_run(
     if !approve {
         return Ok(decided);
     }
-    let running = ask(writer, |reply| WriteOp::Intent { action_id, actor: actor.clone(), reply }).await?;
+    let running = ask(writer, |reply| WriteOp::Intent {
+        action_id,
+        actor: actor.clone(),
+        reply,
+    })
+    .await?;
     progress(&running);
     let out = connectors
-        .execute(&running.connector, &running.params, &store::idempotency_key(&running))
+        .execute(
+            &running.connector,
+            &running.params,
+            &store::idempotency_key(&running),
+        )
         .await;
     let done = ask(writer, |reply| WriteOp::Outcome {
         action_id,

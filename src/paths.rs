@@ -22,7 +22,10 @@ impl Paths {
         let pick = |var: &str, f: fn(&directories::ProjectDirs) -> &Path| -> PathBuf {
             match std::env::var_os(var) {
                 Some(v) if !v.is_empty() => PathBuf::from(v),
-                _ => dirs.as_ref().map(|d| f(d).to_path_buf()).unwrap_or_else(fallback),
+                _ => dirs
+                    .as_ref()
+                    .map(|d| f(d).to_path_buf())
+                    .unwrap_or_else(fallback),
             }
         };
         Paths {

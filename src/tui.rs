@@ -35,7 +35,12 @@ pub async fn run(cfg: EngineConfig, keymap: Keymap, db: PathBuf) -> anyhow::Resu
     let mut term = terminal::enter()?;
     let (key_tx, mut key_rx) = mpsc::channel::<Event>(256);
     let input_stop = terminal::spawn_input_thread(key_tx);
-    let mut app = App::new(keymap, db.display().to_string(), model, view::colours_enabled());
+    let mut app = App::new(
+        keymap,
+        db.display().to_string(),
+        model,
+        view::colours_enabled(),
+    );
     let size = term.size()?;
     app.resize(size.width, size.height);
     app.request_queue();

@@ -117,7 +117,10 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
 ///
 /// # Errors
 /// SQLite errors, or the first error `f` returns.
-pub fn for_each(conn: &Connection, mut f: impl FnMut(AuditRecord) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub fn for_each(
+    conn: &Connection,
+    mut f: impl FnMut(AuditRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT seq, ts, actor_uid, actor_name, host, kind, alert_id, action_id, reason, detail, prev_hash, hash
          FROM audit ORDER BY seq",

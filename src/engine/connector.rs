@@ -39,7 +39,9 @@ pub struct Outcome {
 /// A blocklist entry: an IP, a CIDR or a host name, validated so nothing else (no spaces, no
 /// newlines, no comments) can enter a file firewalls parse.
 fn blocklist_entry(params: &Map<String, Value>) -> Result<String, ConnectorError> {
-    let v = params.get("entry").ok_or(ConnectorError::MissingParam("entry"))?;
+    let v = params
+        .get("entry")
+        .ok_or(ConnectorError::MissingParam("entry"))?;
     let Value::String(s) = v else {
         return Err(ConnectorError::BadParam {
             param: "entry",
@@ -54,7 +56,9 @@ fn blocklist_entry(params: &Map<String, Value>) -> Result<String, ConnectorError
         return Ok(ip.to_string());
     }
     if let Some((ip, len)) = s.split_once('/') {
-        let ip: IpAddr = ip.parse().map_err(|_| bad("not an IP, CIDR or host name"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| bad("not an IP, CIDR or host name"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len: u8 = len
             .parse()
@@ -67,7 +71,9 @@ fn blocklist_entry(params: &Map<String, Value>) -> Result<String, ConnectorError
         && s.len() <= 253
         && !s.starts_with(['-', '.'])
         && s.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if host_ok {
         Ok(s.to_ascii_lowercase())
@@ -88,7 +94,11 @@ impl Connectors {
     ///
     /// # Errors
     /// Unknown connector, missing or invalid params, unconfigured webhook.
-    pub fn describe(&self, kind: &str, params: &Map<String, Value>) -> Result<String, ConnectorError> {
+    pub fn describe(
+        &self,
+        kind: &str,
+        params: &Map<String, Value>,
+    ) -> Result<String, ConnectorError> {
         match kind {
             "blocklist" => Ok(format!(
                 "add {} to blocklist {}",
@@ -107,7 +117,12 @@ impl Connectors {
     }
 
     /// Run one approved call. Never panics; every failure is an `Outcome` with `ok: false`.
-    pub async fn execute(&self, kind: &str, params: &Map<String, Value>, idempotency_key: &str) -> Outcome {
+    pub async fn execute(
+        &self,
+        kind: &str,
+        params: &Map<String, Value>,
+        idempotency_key: &str,
+    ) -> Outcome {
         let result = match kind {
             "blocklist" => match blocklist_entry(params) {
                 Ok(entry) => {
@@ -128,7 +143,10 @@ impl Connectors {
     }
 
     async fn post_webhook(&self, params: &Map<String, Value>, key: &str) -> Result<String, String> {
-        let url = self.webhook_url.as_ref().ok_or(ConnectorError::NoWebhook.to_string())?;
+        let url = self
+            .webhook_url
+            .as_ref()
+            .ok_or(ConnectorError::NoWebhook.to_string())?;
         let client = reqwest::Client::builder()
             .timeout(self.webhook_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -162,9 +180,13 @@ fn add_to_blocklist(path: &Path, entry: &str) -> Result<String, String> {
     if existing.lines().any(|l| l.trim() == entry) {
         return Ok(format!("{entry} already in {}", path.display()));
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut text = existing;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -174,7 +196,8 @@ fn add_to_blocklist(path: &Path, entry: &str) -> Result<String, String> {
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    tmp.persist(path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
+    tmp.persist(path)
+        .map_err(|e| format!("{}: {}", path.display(), e.error))?;
     let n = text.lines().filter(|l| !l.trim().is_empty()).count();
     Ok(format!("added {entry} to {} ({n} entries)", path.display()))
 }
@@ -192,10 +215,25 @@ mod tests {
     #[test]
     fn entries_are_validated_and_canonical() {
         assert_eq!(blocklist_entry(&p("10.0.0.1")), Ok("10.0.0.1".into()));
-        assert_eq!(blocklist_entry(&p("2001:0db8:0000::1")), Ok("2001:db8::1".into()));
+        assert_eq!(
+            blocklist_entry(&p("2001:0db8:0000::1")),
+            Ok("2001:db8::1".into())
+        );
         assert_eq!(blocklist_entry(&p("10.0.0.0/8")), Ok("10.0.0.0/8".into()));
-        assert_eq!(blocklist_entry(&p("Evil.Example.com")), Ok("evil.example.com".into()));
-        for bad in ["1.2.3.4\n5.6.7.8", "a b", "$(reboot)", "-rf", "10.0.0.0/33", "", "x;y", "../etc/passwd"] {
+        assert_eq!(
+            blocklist_entry(&p("Evil.Example.com")),
+            Ok("evil.example.com".into())
+        );
+        for bad in [
+            "1.2.3.4\n5.6.7.8",
+            "a b",
+            "$(reboot)",
+            "-rf",
+            "10.0.0.0/33",
+            "",
+            "x;y",
+            "../etc/passwd",
+        ] {
             assert!(blocklist_entry(&p(bad)).is_err(), "{bad:?} accepted");
         }
     }

@@ -116,11 +116,7 @@ impl Forest {
 
     /// Probability that `x` is malicious: the mean leaf value over the trees.
     pub fn predict_proba(&self, x: &[f64]) -> f64 {
-        let sum: f64 = self
-            .trees
-            .iter()
-            .map(|t| t.nodes[t.leaf_index(x)].4)
-            .sum();
+        let sum: f64 = self.trees.iter().map(|t| t.nodes[t.leaf_index(x)].4).sum();
         sum / self.trees.len() as f64
     }
 
@@ -173,11 +169,7 @@ mod tests {
         Forest {
             features: vec!["a".into(), "b".into()],
             trees: vec![Tree {
-                nodes: vec![
-                    Node(0, 0.5, 1, 2, 0.5),
-                    Node::leaf(0.1),
-                    Node::leaf(0.9),
-                ],
+                nodes: vec![Node(0, 0.5, 1, 2, 0.5), Node::leaf(0.1), Node::leaf(0.9)],
             }],
         }
     }

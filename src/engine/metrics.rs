@@ -86,7 +86,11 @@ pub fn evaluate(scores: &[f64], labels: &[bool], threshold: f64) -> Metrics {
     }
     let (tp, fp, fneg) = (c[1][1] as f64, c[0][1] as f64, c[1][0] as f64);
     let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
-    let recall = if tp + fneg > 0.0 { tp / (tp + fneg) } else { 0.0 };
+    let recall = if tp + fneg > 0.0 {
+        tp / (tp + fneg)
+    } else {
+        0.0
+    };
     let f1 = if precision + recall > 0.0 {
         2.0 * precision * recall / (precision + recall)
     } else {

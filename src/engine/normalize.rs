@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn rejects_name_the_field() {
         let line = br#"{"timestamp":"2010-01-04T17:29:26.981507+0000","event_type":"alert","src_ip":"10.0.0.1","src_port":"abc","alert":{"signature":"x","severity":1}}"#;
-        let err = normalize_line(line).unwrap_err();
+        let err = normalize_line(line).expect_err("rejected");
         assert_eq!(
             err.0,
             "field `src_port`: expected a port 0-65535, found a string \"abc\""
@@ -234,14 +234,17 @@ mod tests {
     #[test]
     fn rejects_bad_utf8_and_non_json() {
         assert!(normalize_line(b"\xff\xfe{}")
-            .unwrap_err()
+            .expect_err("rejected")
             .0
             .starts_with("invalid UTF-8 at byte 0"));
         assert!(normalize_line(b"{\"a\":")
-            .unwrap_err()
+            .expect_err("rejected")
             .0
             .starts_with("not valid JSON"));
-        assert_eq!(normalize_line(b"[1,2]").unwrap_err().0, "not a JSON object");
+        assert_eq!(
+            normalize_line(b"[1,2]").expect_err("rejected").0,
+            "not a JSON object"
+        );
     }
 
     #[test]

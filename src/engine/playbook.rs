@@ -79,6 +79,9 @@ pub struct Step {
     pub id: String,
     pub title: String,
     pub connector: String,
+    /// Conditions (all must hold) for this step to be proposed for a matching alert.
+    #[serde(default)]
+    pub when: Vec<Condition>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     #[serde(default)]
@@ -187,6 +190,9 @@ impl Playbook {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         'steps: for step in &self.steps {
+            if !step.when.iter().all(|c| c.holds(alert_doc)) {
+                continue;
+            }
             let mut params = Map::new();
             for (k, t) in &step.params {
                 match render(t, &ctx) {
@@ -222,11 +228,20 @@ impl Playbook {
 
     /// Check what the YAML parser cannot: operators, connectors, placeholders, unique ids.
     fn check(&self, connectors: &Connectors) -> Result<(), PlaybookError> {
-        let at = |what: String| PlaybookError(format!("{}: playbook {}: {what}", self.source, self.name));
+        let at = |what: String| {
+            PlaybookError(format!("{}: playbook {}: {what}", self.source, self.name))
+        };
         if self.steps.is_empty() {
             return Err(at("has no steps".into()));
         }
-        for c in self.matcher.all.iter().chain(&self.matcher.any) {
+        let step_conditions = self.steps.iter().flat_map(|s| s.when.iter());
+        for c in self
+            .matcher
+            .all
+            .iter()
+            .chain(&self.matcher.any)
+            .chain(step_conditions)
+        {
             if c.operator_count() != 1 {
                 return Err(at(format!(
                     "match on `{}`: give exactly one of equals, one_of, contains, contains_any, gte, lte, exists",
@@ -263,7 +278,12 @@ impl Playbook {
 pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbook, PlaybookError> {
     let mut pb: Playbook = serde_saphyr::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        let one_line = msg.lines().next().unwrap_or("invalid YAML").trim().to_string();
+        let one_line = msg
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .trim()
+            .to_string();
         match e.location() {
             Some(loc) => PlaybookError(format!(
                 "{source}:{}:{}: {one_line}",
@@ -288,7 +308,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[(
 ///
 /// # Errors
 /// Every broken file, one line each.
-pub fn load(dir: Option<&Path>, connectors: &Connectors) -> Result<Vec<Playbook>, Vec<PlaybookError>> {
+pub fn load(
+    dir: Option<&Path>,
+    connectors: &Connectors,
+) -> Result<Vec<Playbook>, Vec<PlaybookError>> {
     let mut files: Vec<(String, String)> = Vec::new();
     let mut errors = Vec::new();
     match dir {
@@ -310,7 +333,9 @@ pub fn load(dir: Option<&Path>, connectors: &Connectors) -> Result<Vec<Playbook>
             for p in paths {
                 match std::fs::read_to_string(&p) {
                     Ok(t) => files.push((p.display().to_string(), t)),
-                    Err(e) => errors.push(PlaybookError(format!("{}: cannot read: {e}", p.display()))),
+                    Err(e) => {
+                        errors.push(PlaybookError(format!("{}: cannot read: {e}", p.display())))
+                    }
                 }
             }
         }

@@ -235,7 +235,10 @@ impl From<rusqlite::Error> for DecisionError {
 /// Everything the writer thread does.
 #[derive(Debug)]
 pub enum WriteOp {
-    Ingest(IngestBatch, Option<oneshot::Sender<rusqlite::Result<IngestSummary>>>),
+    Ingest(
+        IngestBatch,
+        Option<oneshot::Sender<rusqlite::Result<IngestSummary>>>,
+    ),
     Decide {
         action_id: i64,
         approve: bool,
@@ -309,8 +312,14 @@ pub fn spawn_writer(
 /// Reply to send once the transaction is durable: a decision is not reported as made before it
 /// is committed.
 enum Reply {
-    Ingest(oneshot::Sender<rusqlite::Result<IngestSummary>>, rusqlite::Result<IngestSummary>),
-    Action(oneshot::Sender<Result<ActionRow, DecisionError>>, Result<ActionRow, DecisionError>),
+    Ingest(
+        oneshot::Sender<rusqlite::Result<IngestSummary>>,
+        rusqlite::Result<IngestSummary>,
+    ),
+    Action(
+        oneshot::Sender<Result<ActionRow, DecisionError>>,
+        Box<Result<ActionRow, DecisionError>>,
+    ),
 }
 
 fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bool {
@@ -344,23 +353,43 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
                 }
                 (reply.map(|s| Reply::Ingest(s, r)), ok)
             }
-            WriteOp::Decide { action_id, approve, reason, actor, reply } => {
+            WriteOp::Decide {
+                action_id,
+                approve,
+                reason,
+                actor,
+                reply,
+            } => {
                 let r = decide(&sp, action_id, approve, &reason, &actor);
                 let ok = r.is_ok();
-                (Some(Reply::Action(reply, r)), ok)
+                (Some(Reply::Action(reply, Box::new(r))), ok)
             }
-            WriteOp::Intent { action_id, actor, reply } => {
+            WriteOp::Intent {
+                action_id,
+                actor,
+                reply,
+            } => {
                 let r = intent(&sp, action_id, &actor);
                 let ok = r.is_ok();
-                (Some(Reply::Action(reply, r)), ok)
+                (Some(Reply::Action(reply, Box::new(r))), ok)
             }
-            WriteOp::Outcome { action_id, ok, detail, actor, reply } => {
+            WriteOp::Outcome {
+                action_id,
+                ok,
+                detail,
+                actor,
+                reply,
+            } => {
                 let r = outcome(&sp, action_id, ok, &detail, &actor);
                 let ok = r.is_ok();
-                (Some(Reply::Action(reply, r)), ok)
+                (Some(Reply::Action(reply, Box::new(r))), ok)
             }
         };
-        let committed = if ok { sp.commit() } else { sp.rollback().and_then(|()| sp.commit()) };
+        let committed = if ok {
+            sp.commit()
+        } else {
+            sp.rollback().and_then(|()| sp.commit())
+        };
         if let Err(e) = committed {
             tracing::error!("writer: savepoint failed: {e}");
         }
@@ -387,7 +416,7 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
                 let _ = s.send(v);
             }
             Reply::Action(s, v) => {
-                let _ = s.send(v);
+                let _ = s.send(*v);
             }
         }
     }
@@ -400,7 +429,9 @@ fn fail_op(op: WriteOp, msg: &str) {
             let _ = s.send(Err(rusqlite::Error::InvalidParameterName(msg.to_string())));
         }
         WriteOp::Ingest(_, None) => {}
-        WriteOp::Decide { reply, .. } | WriteOp::Intent { reply, .. } | WriteOp::Outcome { reply, .. } => {
+        WriteOp::Decide { reply, .. }
+        | WriteOp::Intent { reply, .. }
+        | WriteOp::Outcome { reply, .. } => {
             let _ = reply.send(Err(DecisionError::Db(msg.to_string())));
         }
     }
@@ -464,7 +495,10 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
         s.alerts += 1;
         let alert_id = tx.last_insert_rowid();
         let incident = assign_incident(tx, &r.alert, r.score.risk(), cfg.incident_window)?;
-        tx.execute("UPDATE alerts SET incident_id = ?1 WHERE id = ?2", params![incident, alert_id])?;
+        tx.execute(
+            "UPDATE alerts SET incident_id = ?1 WHERE id = ?2",
+            params![incident, alert_id],
+        )?;
         for p in &r.proposals {
             tx.execute(
                 "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
@@ -530,7 +564,9 @@ fn assign_incident(
     let key = format!(
         "rule:{}|{}|src:{src}",
         a.module,
-        a.rule_id.as_deref().unwrap_or(a.rule_name.as_deref().unwrap_or(""))
+        a.rule_id
+            .as_deref()
+            .unwrap_or(a.rule_name.as_deref().unwrap_or(""))
     );
     let t = ts(&a.timestamp);
     let lo = ts(&(a.timestamp - window));
@@ -577,7 +613,10 @@ fn decide(
     }
     let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
     if row.status != "proposed" {
-        return Err(DecisionError::NotPending { id, status: row.status });
+        return Err(DecisionError::NotPending {
+            id,
+            status: row.status,
+        });
     }
     if approve && row.approval == ApprovalPolicy::TwoAnalysts {
         return Err(DecisionError::TwoPersonUnsupported(id));
@@ -591,7 +630,10 @@ fn decide(
         params![status, now(), actor.uid, actor.name, reason, id],
     )?;
     if changed != 1 {
-        return Err(DecisionError::NotPending { id, status: "decided".into() });
+        return Err(DecisionError::NotPending {
+            id,
+            status: "decided".into(),
+        });
     }
     audit::append(
         tx,
@@ -614,46 +656,83 @@ fn decide(
 fn intent(tx: &Connection, id: i64, actor: &Actor) -> Result<ActionRow, DecisionError> {
     let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
     if row.status != "approved" {
-        return Err(DecisionError::NotPending { id, status: row.status });
+        return Err(DecisionError::NotPending {
+            id,
+            status: row.status,
+        });
     }
     let recomputed = super::playbook::call_hash(&row.connector, &row.params);
     if row.approved_hash.as_deref() != Some(recomputed.as_str()) {
         tx.execute("UPDATE actions SET status = 'refused', outcome = 'call changed after approval' WHERE id = ?1", [id])?;
-        audit::append(tx, Entry {
-            actor, kind: "refused", alert_id: row.alert_ids.first().copied(), action_id: Some(id),
-            reason: Some("the call changed after approval"),
-            detail: json!({"approved_hash": row.approved_hash, "current_hash": recomputed}),
-        })?;
-        return Err(DecisionError::NotPending { id, status: "refused: call changed after approval".into() });
+        audit::append(
+            tx,
+            Entry {
+                actor,
+                kind: "refused",
+                alert_id: row.alert_ids.first().copied(),
+                action_id: Some(id),
+                reason: Some("the call changed after approval"),
+                detail: json!({"approved_hash": row.approved_hash, "current_hash": recomputed}),
+            },
+        )?;
+        return Err(DecisionError::NotPending {
+            id,
+            status: "refused: call changed after approval".into(),
+        });
     }
-    tx.execute("UPDATE actions SET status = 'running' WHERE id = ?1 AND status = 'approved'", [id])?;
-    audit::append(tx, Entry {
-        actor, kind: "execution_intent", alert_id: row.alert_ids.first().copied(), action_id: Some(id),
-        reason: None,
-        detail: json!({"connector": row.connector, "rendered": row.rendered, "call_hash": row.call_hash,
+    tx.execute(
+        "UPDATE actions SET status = 'running' WHERE id = ?1 AND status = 'approved'",
+        [id],
+    )?;
+    audit::append(
+        tx,
+        Entry {
+            actor,
+            kind: "execution_intent",
+            alert_id: row.alert_ids.first().copied(),
+            action_id: Some(id),
+            reason: None,
+            detail: json!({"connector": row.connector, "rendered": row.rendered, "call_hash": row.call_hash,
                        "idempotency_key": idempotency_key(&row), "before": "approved", "after": "running"}),
-    })?;
+        },
+    )?;
     action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))
 }
 
-fn outcome(tx: &Connection, id: i64, ok: bool, detail: &str, actor: &Actor) -> Result<ActionRow, DecisionError> {
+fn outcome(
+    tx: &Connection,
+    id: i64,
+    ok: bool,
+    detail: &str,
+    actor: &Actor,
+) -> Result<ActionRow, DecisionError> {
     let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
     let status = if ok { "succeeded" } else { "failed" };
     tx.execute(
         "UPDATE actions SET status = ?1, outcome = ?2, finished_at = ?3 WHERE id = ?4 AND status = 'running'",
         params![status, detail, now(), id],
     )?;
-    audit::append(tx, Entry {
-        actor, kind: "outcome", alert_id: row.alert_ids.first().copied(), action_id: Some(id),
-        reason: None,
-        detail: json!({"ok": ok, "detail": detail, "before": row.status, "after": status}),
-    })?;
+    audit::append(
+        tx,
+        Entry {
+            actor,
+            kind: "outcome",
+            alert_id: row.alert_ids.first().copied(),
+            action_id: Some(id),
+            reason: None,
+            detail: json!({"ok": ok, "detail": detail, "before": row.status, "after": status}),
+        },
+    )?;
     action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))
 }
 
 /// The key a connector passes on so a receiver can drop a repeated call.
 pub fn idempotency_key(row: &ActionRow) -> String {
-    format!("vigil-{}-{}", row.id, &row.call_hash[..16.min(row.call_hash.len())])
+    format!(
+        "vigil-{}-{}",
+        row.id,
+        &row.call_hash[..16.min(row.call_hash.len())]
+    )
 }
 
 // ---------------------------------------------------------------- reads
@@ -779,7 +858,9 @@ fn action(conn: &Connection, id: i64) -> rusqlite::Result<Option<ActionRow>> {
 }
 
 fn action_alerts(conn: &Connection, id: i64) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached("SELECT alert_id FROM action_alerts WHERE action_id = ?1 ORDER BY alert_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT alert_id FROM action_alerts WHERE action_id = ?1 ORDER BY alert_id",
+    )?;
     let ids = stmt.query_map([id], |r| r.get(0))?;
     ids.collect()
 }
@@ -824,7 +905,9 @@ pub fn actions(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<
                 decided_by_name, reason, approved_hash, outcome
          FROM actions WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
     )?;
-    let rows: Vec<ActionRow> = stmt.query_map([status], action_from_row)?.collect::<rusqlite::Result<_>>()?;
+    let rows: Vec<ActionRow> = stmt
+        .query_map([status], action_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
     rows.into_iter()
         .map(|mut a| {
             a.alert_ids = action_alerts(conn, a.id)?;
@@ -856,13 +939,17 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
     let Some((alert, score, incident_id, count)) = row else {
         return Ok(None);
     };
-    let to_err = |e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e));
+    let to_err = |e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT x.id, x.playbook, x.step, x.title, x.connector, x.params, x.rendered, x.call_hash, x.approval,
                 x.status, x.decided_by_name, x.reason, x.approved_hash, x.outcome
          FROM actions x JOIN action_alerts aa ON aa.action_id = x.id WHERE aa.alert_id = ?1 ORDER BY x.id",
     )?;
-    let mut actions: Vec<ActionRow> = stmt.query_map([id], action_from_row)?.collect::<rusqlite::Result<_>>()?;
+    let mut actions: Vec<ActionRow> = stmt
+        .query_map([id], action_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
     for a in &mut actions {
         a.alert_ids = action_alerts(conn, a.id)?;
     }
@@ -880,8 +967,12 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
 ///
 /// # Errors
 /// SQLite errors or the first error `f` returns.
-pub fn export(conn: &Connection, mut f: impl FnMut(Value) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let mut stmt = conn.prepare("SELECT id, alert, score, incident_id, fingerprint FROM alerts ORDER BY id")?;
+pub fn export(
+    conn: &Connection,
+    mut f: impl FnMut(Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut stmt =
+        conn.prepare("SELECT id, alert, score, incident_id, fingerprint FROM alerts ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
@@ -895,7 +986,13 @@ pub fn export(conn: &Connection, mut f: impl FnMut(Value) -> anyhow::Result<()>)
 }
 
 /// The export shape of one stored alert.
-pub fn ecs_document(id: i64, alert: &Alert, score: &Score, incident: Option<i64>, fingerprint: &str) -> Value {
+pub fn ecs_document(
+    id: i64,
+    alert: &Alert,
+    score: &Score,
+    incident: Option<i64>,
+    fingerprint: &str,
+) -> Value {
     let mut doc = alert.to_ecs();
     if let Value::Object(m) = &mut doc {
         let vigil = score_json(score);
@@ -903,6 +1000,19 @@ pub fn ecs_document(id: i64, alert: &Alert, score: &Score, incident: Option<i64>
         v.insert("alert_id".into(), json!(id));
         v.insert("incident_id".into(), json!(incident));
         v.insert("fingerprint".into(), json!(fingerprint));
+        let scope = |ip: Option<std::net::IpAddr>| {
+            ip.map(|ip| match super::features::address_scope(ip) as u8 {
+                0 => "private",
+                1 => "public",
+                _ => "reserved",
+            })
+        };
+        if let Some(s) = scope(alert.source_ip) {
+            v.insert("source_scope".into(), json!(s));
+        }
+        if let Some(s) = scope(alert.destination_ip) {
+            v.insert("destination_scope".into(), json!(s));
+        }
         if let Some(Value::Object(existing)) = m.get("vigil") {
             for (k, val) in existing {
                 v.insert(k.clone(), val.clone());
@@ -916,7 +1026,14 @@ pub fn ecs_document(id: i64, alert: &Alert, score: &Score, incident: Option<i64>
 /// `vigil.*` fields of a score: risk, band, and the explanation.
 pub fn score_json(score: &Score) -> Value {
     match score {
-        Score::Scored { risk, band, probability, base_points, top, model } => json!({
+        Score::Scored {
+            risk,
+            band,
+            probability,
+            base_points,
+            top,
+            model,
+        } => json!({
             "risk": risk, "band": band.label(), "probability": probability,
             "explanation": {"base_points": base_points, "top": top}, "model": model,
         }),

@@ -49,7 +49,8 @@ pub fn discover(watch: &[PathBuf]) -> Vec<PathBuf> {
                     .filter(|p| p.is_file())
                     .filter(|p| {
                         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        !name.starts_with('.') && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
+                        !name.starts_with('.')
+                            && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
                     })
                     .collect();
                 files.sort();
@@ -150,7 +151,9 @@ impl Tailer {
     async fn round(&self, tracked: &mut HashMap<(u64, u64), Tracked>) -> Result<bool, ()> {
         let mut seen_at_path: HashMap<PathBuf, (u64, u64)> = HashMap::new();
         for path in discover(&self.watch) {
-            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
             if !meta.is_file() {
                 continue;
             }
@@ -174,7 +177,9 @@ impl Tailer {
         let mut more = false;
         let keys: Vec<(u64, u64)> = tracked.keys().copied().collect();
         for key in keys {
-            let Some(t) = tracked.get_mut(&key) else { continue };
+            let Some(t) = tracked.get_mut(&key) else {
+                continue;
+            };
             let (n, full) = match self.read_some(t).await {
                 Ok(r) => r,
                 Err(ReadError::WriterGone) => return Err(()),
@@ -228,7 +233,9 @@ impl Tailer {
         }
         let want = ((len - t.offset) as usize).min(READ_CHUNK);
         let mut buf = vec![0u8; want];
-        t.file.seek(SeekFrom::Start(t.offset)).map_err(ReadError::Io)?;
+        t.file
+            .seek(SeekFrom::Start(t.offset))
+            .map_err(ReadError::Io)?;
         let mut got = 0;
         while got < want {
             let r = t.file.read(&mut buf[got..]).map_err(ReadError::Io)?;

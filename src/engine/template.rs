@@ -51,10 +51,10 @@ fn scan<'a>(
     let mut base = 0usize;
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];
-        if after.starts_with('$') {
+        if let Some(tail) = after.strip_prefix('$') {
             // `$$` is a literal `$`.
             f(Piece::Text(&rest[..=i]))?;
-            rest = &after[1..];
+            rest = tail;
             base += i + 2;
             continue;
         }

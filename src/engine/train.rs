@@ -144,8 +144,13 @@ pub fn fit_forest(
         bail!("training data has only one class ({pos} malicious of {n} rows)");
     }
     let weights = if params.balance_classes {
-        let (wp, wn) = (n as f32 / (2.0 * pos as f32), n as f32 / (2.0 * (n - pos) as f32));
-        y.iter().map(|l| if *l { wp } else { wn }).collect::<Vec<f32>>()
+        let (wp, wn) = (
+            n as f32 / (2.0 * pos as f32),
+            n as f32 / (2.0 * (n - pos) as f32),
+        );
+        y.iter()
+            .map(|l| if *l { wp } else { wn })
+            .collect::<Vec<f32>>()
     } else {
         vec![1.0; n]
     };
@@ -168,7 +173,10 @@ pub fn fit_forest(
             .collect();
         let mut per_thread: Vec<Vec<anyhow::Result<Tree>>> = handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| vec![Err(anyhow::anyhow!("training thread panicked"))]))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(anyhow::anyhow!("training thread panicked"))])
+            })
             .collect();
         // Restore tree order (thread t fitted trees t, t+threads, ...) so the output does not
         // depend on the machine's core count.
@@ -233,16 +241,22 @@ fn compile(node: &TreeNode<f64, usize>, cols: &[usize], out: &mut Vec<Node>) -> 
     let at = out.len();
     out.push(Node::leaf(0.0));
     let children = node.children();
-    if let (false, Some(Some(l)), Some(Some(r))) =
-        (node.is_leaf(), children.first().copied(), children.get(1).copied())
-    {
+    if let (false, Some(Some(l)), Some(Some(r))) = (
+        node.is_leaf(),
+        children.first().copied(),
+        children.get(1).copied(),
+    ) {
         let (f, thr, _) = node.split();
         let li = compile(l, cols, out);
         let ri = compile(r, cols, out);
         out[at] = Node(cols[f] as i32, thr, li, ri, 0.0);
     } else {
         // Remember linfa's own class so an empty node still predicts what linfa would.
-        out[at] = Node::leaf(if node.prediction() == Some(1) { 1.0 } else { 0.0 });
+        out[at] = Node::leaf(if node.prediction() == Some(1) {
+            1.0
+        } else {
+            0.0
+        });
     }
     at as u32
 }
@@ -309,7 +323,7 @@ mod tests {
     fn one_class_is_an_error() {
         let x = vec![vec![1.0], vec![2.0]];
         let err = fit_forest(&x, &[true, true], &["a".into()], &TrainParams::default())
-            .unwrap_err()
+            .expect_err("one class")
             .to_string();
         assert!(err.contains("only one class"), "{err}");
     }

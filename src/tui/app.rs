@@ -140,17 +140,28 @@ impl App {
     fn request_detail(&mut self) {
         if let Some(id) = self.selected_id {
             self.detail_request += 1;
-            self.outbox.push(EngineCommand::LoadDetail { request: self.detail_request, alert_id: id });
+            self.outbox.push(EngineCommand::LoadDetail {
+                request: self.detail_request,
+                alert_id: id,
+            });
         }
     }
 
     pub fn set_error(&mut self, text: String) {
-        self.message = Some(Message { text, error: true, until: Instant::now() + MESSAGE_TTL });
+        self.message = Some(Message {
+            text,
+            error: true,
+            until: Instant::now() + MESSAGE_TTL,
+        });
         self.dirty = true;
     }
 
     fn set_notice(&mut self, text: String) {
-        self.message = Some(Message { text, error: false, until: Instant::now() + MESSAGE_TTL });
+        self.message = Some(Message {
+            text,
+            error: false,
+            until: Instant::now() + MESSAGE_TTL,
+        });
         self.dirty = true;
     }
 
@@ -163,7 +174,9 @@ impl App {
 
     /// The action the approve/reject keys act on.
     pub fn selected_action(&self) -> Option<&ActionRow> {
-        self.detail.as_ref().and_then(|d| d.actions.get(self.action_sel))
+        self.detail
+            .as_ref()
+            .and_then(|d| d.actions.get(self.action_sel))
     }
 
     /// Alerts per minute over the last minute, from the totals the engine reported.
@@ -183,7 +196,11 @@ impl App {
             self.dirty = true;
         }
         self.rate.push_back((now, self.totals.alerts));
-        while self.rate.front().is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(60)) {
+        while self
+            .rate
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(60))
+        {
             self.rate.pop_front();
         }
     }
@@ -228,10 +245,18 @@ impl App {
                         p.error = Some("a reason is required".into());
                         return;
                     }
-                    let (id, approve, reason) = (p.action_id, p.approve, p.reason.trim().to_string());
-                    self.outbox.push(EngineCommand::Decide { action_id: id, approve, reason });
+                    let (id, approve, reason) =
+                        (p.action_id, p.approve, p.reason.trim().to_string());
+                    self.outbox.push(EngineCommand::Decide {
+                        action_id: id,
+                        approve,
+                        reason,
+                    });
                     self.overlay = Overlay::None;
-                    self.set_notice(format!("{} action {id}…", if approve { "approving" } else { "rejecting" }));
+                    self.set_notice(format!(
+                        "{} action {id}…",
+                        if approve { "approving" } else { "rejecting" }
+                    ));
                 }
                 Action::Cancel => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
@@ -258,12 +283,15 @@ impl App {
             }
             Action::Approve | Action::Reject => self.open_prompt(action == Action::Approve),
             Action::Cancel | Action::Confirm => {}
-            Action::Next | Action::Prev | Action::First | Action::Last | Action::PageDown | Action::PageUp => {
-                match self.focus {
-                    Focus::Queue => self.move_queue(action),
-                    Focus::Actions => self.move_action(action),
-                }
-            }
+            Action::Next
+            | Action::Prev
+            | Action::First
+            | Action::Last
+            | Action::PageDown
+            | Action::PageUp => match self.focus {
+                Focus::Queue => self.move_queue(action),
+                Focus::Actions => self.move_action(action),
+            },
         }
     }
 
@@ -346,7 +374,12 @@ impl App {
     pub fn on_engine_event(&mut self, ev: EngineEvent) {
         self.dirty = true;
         match ev {
-            EngineEvent::Queue { request, offset, totals, rows } => {
+            EngineEvent::Queue {
+                request,
+                offset,
+                totals,
+                rows,
+            } => {
                 if request != self.queue_request {
                     return; // a newer request is on its way
                 }
@@ -404,7 +437,11 @@ fn edit_text(p: &mut Prompt, code: KeyCode, mods: KeyModifiers) {
             p.reason.pop();
         }
         KeyCode::Char('u') if mods.contains(KeyModifiers::CONTROL) => p.reason.clear(),
-        KeyCode::Char(c) if !c.is_control() && !mods.contains(KeyModifiers::CONTROL) && p.reason.chars().count() < MAX_REASON => {
+        KeyCode::Char(c)
+            if !c.is_control()
+                && !mods.contains(KeyModifiers::CONTROL)
+                && p.reason.chars().count() < MAX_REASON =>
+        {
             p.reason.push(c);
             p.error = None;
         }

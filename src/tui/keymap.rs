@@ -107,9 +107,15 @@ impl Key {
                 } else {
                     c
                 };
-                Key { code: KeyCode::Char(c), mods: m }
+                Key {
+                    code: KeyCode::Char(c),
+                    mods: m,
+                }
             }
-            KeyCode::BackTab => Key { code, mods: mods - KeyModifiers::SHIFT },
+            KeyCode::BackTab => Key {
+                code,
+                mods: mods - KeyModifiers::SHIFT,
+            },
             _ => Key { code, mods },
         }
     }
@@ -211,11 +217,19 @@ pub struct Keymap {
 }
 
 /// One table of one file, parsed and checked, with `None` for "noop" (unbind).
-fn parse_file(text: &str, file: &str) -> Result<BTreeMap<String, HashMap<Key, Option<Action>>>, KeymapError> {
+fn parse_file(
+    text: &str,
+    file: &str,
+) -> Result<BTreeMap<String, HashMap<Key, Option<Action>>>, KeymapError> {
     let doc: toml::Table = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| format!(":{}", text[..s.start.min(text.len())].lines().count().max(1)))
+            .map(|s| {
+                format!(
+                    ":{}",
+                    text[..s.start.min(text.len())].lines().count().max(1)
+                )
+            })
             .unwrap_or_default();
         KeymapError(format!("{file}{line}: {}", e.message().trim()))
     })?;
@@ -228,13 +242,16 @@ fn parse_file(text: &str, file: &str) -> Result<BTreeMap<String, HashMap<Key, Op
             )));
         }
         let toml::Value::Table(entries) = v else {
-            return Err(KeymapError(format!("{file}: [{table}] must be a table of key = \"action\"")));
+            return Err(KeymapError(format!(
+                "{file}: [{table}] must be a table of key = \"action\""
+            )));
         };
         let mut keys: HashMap<Key, Option<Action>> = HashMap::new();
         let mut names: HashMap<Key, String> = HashMap::new();
         for (k, a) in entries {
             let at = format!("{file}: [{table}] key \"{k}\"");
-            let key = Key::parse(&k).map_err(|why| KeymapError(format!("{at}: unparsable key: {why}")))?;
+            let key = Key::parse(&k)
+                .map_err(|why| KeymapError(format!("{at}: unparsable key: {why}")))?;
             let toml::Value::String(a) = a else {
                 return Err(KeymapError(format!("{at}: the action must be a string")));
             };
@@ -244,12 +261,18 @@ fn parse_file(text: &str, file: &str) -> Result<BTreeMap<String, HashMap<Key, Op
                 Some(Action::parse(&a).ok_or_else(|| {
                     KeymapError(format!(
                         "{at}: unknown action \"{a}\" (known: noop, {})",
-                        Action::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
+                        Action::ALL
+                            .iter()
+                            .map(|a| a.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ))
                 })?)
             };
             if let Some(other) = names.get(&key) {
-                return Err(KeymapError(format!("{at}: duplicate binding (same key as \"{other}\")")));
+                return Err(KeymapError(format!(
+                    "{at}: duplicate binding (same key as \"{other}\")"
+                )));
             }
             names.insert(key, k.clone());
             keys.insert(key, action);
@@ -313,7 +336,9 @@ impl Keymap {
     pub fn help_lines(&self) -> Vec<(String, String, Action)> {
         let mut out = Vec::new();
         for table in TABLES {
-            let Some(t) = self.tables.get(*table) else { continue };
+            let Some(t) = self.tables.get(*table) else {
+                continue;
+            };
             let mut by_action: BTreeMap<Action, Vec<String>> = BTreeMap::new();
             for (k, a) in t {
                 by_action.entry(*a).or_default().push(k.to_string());
@@ -328,12 +353,15 @@ impl Keymap {
 
     /// The first key bound to `action` in `table` (for hints in titles).
     pub fn key_for(&self, table: &str, action: Action) -> Option<String> {
-        [table, "global"].iter().filter_map(|t| self.tables.get(*t)).find_map(|t| {
-            t.iter()
-                .filter(|(_, a)| **a == action)
-                .map(|(k, _)| k.to_string())
-                .min_by_key(|k| (k.len(), k.clone()))
-        })
+        [table, "global"]
+            .iter()
+            .filter_map(|t| self.tables.get(*t))
+            .find_map(|t| {
+                t.iter()
+                    .filter(|(_, a)| **a == action)
+                    .map(|(k, _)| k.to_string())
+                    .min_by_key(|k| (k.len(), k.clone()))
+            })
     }
 }
 

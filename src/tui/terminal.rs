@@ -3,7 +3,9 @@
 
 use crossterm::event::{self, Event};
 use crossterm::execute;
-use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::Stdout;
@@ -16,7 +18,11 @@ pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
 fn restore() {
     let _ = disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
 }
 
 /// Enter raw mode and the alternate screen, and make a panic restore them first.
@@ -47,21 +53,23 @@ pub fn leave(t: &mut Term) {
 pub fn spawn_input_thread(tx: mpsc::Sender<Event>) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let _ = std::thread::Builder::new().name("vigil-input".into()).spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => match event::read() {
-                    Ok(ev) => {
-                        if tx.blocking_send(ev).is_err() {
-                            break;
+    let _ = std::thread::Builder::new()
+        .name("vigil-input".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.blocking_send(ev).is_err() {
+                                break;
+                            }
                         }
-                    }
+                        Err(_) => break,
+                    },
+                    Ok(false) => {}
                     Err(_) => break,
-                },
-                Ok(false) => {}
-                Err(_) => break,
+                }
             }
-        }
-    });
+        });
     stop
 }

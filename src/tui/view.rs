@@ -108,7 +108,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
         let [q, panes] = Layout::vertical([Constraint::Length(qh), Constraint::Min(0)]).areas(body);
         draw_queue(f, app, &pal, q);
         let [left, right] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(panes);
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(panes);
         draw_detail(f, app, &pal, left);
         draw_actions(f, app, &pal, right);
     }
@@ -121,7 +122,10 @@ pub fn draw(f: &mut Frame<'_>, app: &App) {
 }
 
 fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
-    let help = app.keymap.key_for("queue", Action::Help).unwrap_or_else(|| "?".into());
+    let help = app
+        .keymap
+        .key_for("queue", Action::Help)
+        .unwrap_or_else(|| "?".into());
     let mut spans = vec![
         Span::styled(" vigil ", pal.title().add_modifier(Modifier::REVERSED)),
         Span::raw(" "),
@@ -129,7 +133,11 @@ fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     match &app.message {
         Some(m) => spans.push(Span::styled(
             untrusted(&m.text),
-            if m.error { pal.fg(Color::Red).add_modifier(Modifier::BOLD) } else { pal.fg(Color::Cyan) },
+            if m.error {
+                pal.fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                pal.fg(Color::Cyan)
+            },
         )),
         None => spans.push(Span::styled(
             format!("alert queue, highest risk first · {help} help"),
@@ -157,8 +165,13 @@ fn risk_cell(r: &QueueRow) -> String {
 
 fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let focused = app.focus == Focus::Queue && app.overlay == Overlay::None;
-    let header_style = if focused { pal.title() } else { pal.dim().add_modifier(Modifier::BOLD) };
-    let header = Row::new(vec!["RISK", "TIME (UTC)", "MODULE", "SOURCE", "RULE"]).style(header_style);
+    let header_style = if focused {
+        pal.title()
+    } else {
+        pal.dim().add_modifier(Modifier::BOLD)
+    };
+    let header =
+        Row::new(vec!["RISK", "TIME (UTC)", "MODULE", "SOURCE", "RULE"]).style(header_style);
     let visible = area.height.saturating_sub(1) as u64;
     let mut rows = Vec::new();
     for i in app.top..app.top + visible {
@@ -172,7 +185,9 @@ fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
                     Span::raw(short_time(&r.ts)),
                     Span::raw(untrusted(&r.module)),
                     Span::raw(untrusted(r.source_ip.as_deref().unwrap_or("-"))),
-                    Span::raw(untrusted(r.rule_name.as_deref().unwrap_or("(no rule name)"))),
+                    Span::raw(untrusted(
+                        r.rule_name.as_deref().unwrap_or("(no rule name)"),
+                    )),
                 ];
                 Row::new(cells)
             }
@@ -194,13 +209,22 @@ fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     ];
     if app.totals.alerts == 0 {
         let text = vec![
-            Line::styled("RISK  TIME (UTC)      MODULE   SOURCE          RULE", header_style),
-            Line::styled("no alerts yet: waiting for lines in the watched files", pal.dim()),
+            Line::styled(
+                "RISK  TIME (UTC)      MODULE   SOURCE          RULE",
+                header_style,
+            ),
+            Line::styled(
+                "no alerts yet: waiting for lines in the watched files",
+                pal.dim(),
+            ),
         ];
         f.render_widget(Paragraph::new(text), area);
         return;
     }
-    f.render_widget(Table::new(rows, widths).header(header).column_spacing(1), area);
+    f.render_widget(
+        Table::new(rows, widths).header(header).column_spacing(1),
+        area,
+    );
 }
 
 fn endpoint(ip: Option<std::net::IpAddr>, port: Option<u16>) -> String {
@@ -213,13 +237,24 @@ fn endpoint(ip: Option<std::net::IpAddr>, port: Option<u16>) -> String {
 }
 
 fn field<'a>(label: &'a str, value: String, pal: &Palette) -> Line<'a> {
-    Line::from(vec![Span::styled(format!("{label:<9}"), pal.dim()), Span::raw(value)])
+    Line::from(vec![
+        Span::styled(format!("{label:<9}"), pal.dim()),
+        Span::raw(value),
+    ])
 }
 
 fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let Some(d) = &app.detail else {
-        let block = Block::default().borders(Borders::ALL).title("Alert").border_style(pal.dim());
-        f.render_widget(Paragraph::new("select an alert").style(pal.dim()).block(block), area);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title("Alert")
+            .border_style(pal.dim());
+        f.render_widget(
+            Paragraph::new("select an alert")
+                .style(pal.dim())
+                .block(block),
+            area,
+        );
         return;
     };
     let a = &d.alert;
@@ -227,41 +262,63 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         (Some(i), Some(n)) => format!("Alert #{} · incident #{i} ({n} alerts)", d.id),
         _ => format!("Alert #{}", d.id),
     };
-    let block = Block::default().borders(Borders::ALL).title(title).border_style(pal.dim());
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(pal.dim());
     let mut lines = Vec::new();
+    let mut why = None;
     match &d.score {
-        Score::Scored { risk, band, top, model, .. } => {
+        Score::Scored {
+            risk, band, top, ..
+        } => {
             lines.push(Line::from(vec![
                 Span::styled(format!("{:<9}", "risk"), pal.dim()),
-                Span::styled(format!("{} {risk}", band.label()), pal.band(Some(band.label()))),
-                Span::styled(format!("  model {}", untrusted(model)), pal.dim()),
+                Span::styled(
+                    format!("{} {risk}", band.label()),
+                    pal.band(Some(band.label())),
+                ),
+                Span::styled(
+                    format!(
+                        " · severity {} (producer {})",
+                        a.severity.level(),
+                        untrusted(a.severity_original.as_deref().unwrap_or("-")),
+                    ),
+                    pal.dim(),
+                ),
             ]));
-            let why: Vec<String> = top
+            let parts: Vec<String> = top
                 .iter()
-                .take(3)
-                .map(|c| format!("{}{:.0} {}", if c.points >= 0.0 { "+" } else { "" }, c.points, c.feature))
+                .take(4)
+                .map(|c| {
+                    format!(
+                        "{}{:.0} {}",
+                        if c.points >= 0.0 { "+" } else { "" },
+                        c.points,
+                        c.feature
+                    )
+                })
                 .collect();
-            if !why.is_empty() {
-                lines.push(field("why", why.join(", "), pal));
+            if !parts.is_empty() {
+                why = Some(parts.join(", "));
             }
         }
         Score::Unscored { reason } => {
-            lines.push(field("risk", format!("unscored: {}", untrusted(reason)), pal));
+            lines.push(field(
+                "risk",
+                format!("unscored: {}", untrusted(reason)),
+                pal,
+            ));
         }
     }
-    lines.push(field("rule", untrusted(a.rule_name.as_deref().unwrap_or("-")), pal));
+    lines.push(field(
+        "rule",
+        untrusted(a.rule_name.as_deref().unwrap_or("-")),
+        pal,
+    ));
     if let Some(c) = &a.rule_category {
         lines.push(field("category", untrusted(c), pal));
     }
-    lines.push(field(
-        "severity",
-        format!(
-            "{} (producer: {})",
-            a.severity.level(),
-            untrusted(a.severity_original.as_deref().unwrap_or("-"))
-        ),
-        pal,
-    ));
     lines.push(field(
         "network",
         format!(
@@ -278,7 +335,10 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
             format!(
                 "{}{}",
                 untrusted(a.host_name.as_deref().unwrap_or("-")),
-                a.user_name.as_deref().map(|u| format!("  user {}", untrusted(u))).unwrap_or_default()
+                a.user_name
+                    .as_deref()
+                    .map(|u| format!("  user {}", untrusted(u)))
+                    .unwrap_or_default()
             ),
             pal,
         ));
@@ -286,27 +346,56 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     if !a.technique_ids.is_empty() || !a.tactics.is_empty() {
         lines.push(field(
             "ATT&CK",
-            untrusted(&format!("{} {}", a.technique_ids.join(","), a.tactics.join(","))),
+            untrusted(&format!(
+                "{} {}",
+                a.technique_ids.join(","),
+                a.tactics.join(",")
+            )),
             pal,
         ));
     }
-    lines.push(field("time", a.timestamp.to_rfc3339(), pal));
-    lines.push(field("module", untrusted(&a.module), pal));
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+    if let Some(w) = why {
+        lines.push(field("why", w, pal));
+    }
+    lines.push(field(
+        "time",
+        format!("{} · {}", a.timestamp.to_rfc3339(), untrusted(&a.module)),
+        pal,
+    ));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
 }
 
 fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let focused = app.focus == Focus::Actions && app.overlay == Overlay::None;
-    let a_key = app.keymap.key_for("actions", Action::Approve).unwrap_or_default();
-    let r_key = app.keymap.key_for("actions", Action::Reject).unwrap_or_default();
+    let a_key = app
+        .keymap
+        .key_for("actions", Action::Approve)
+        .unwrap_or_default();
+    let r_key = app
+        .keymap
+        .key_for("actions", Action::Reject)
+        .unwrap_or_default();
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(format!("Proposed actions ({a_key} approve, {r_key} reject)"))
+        .title(format!(
+            "Proposed actions ({a_key} approve, {r_key} reject)"
+        ))
         .border_style(if focused { pal.title() } else { pal.dim() });
-    let actions = app.detail.as_ref().map(|d| d.actions.as_slice()).unwrap_or(&[]);
+    let actions = app
+        .detail
+        .as_ref()
+        .map(|d| d.actions.as_slice())
+        .unwrap_or(&[]);
     if actions.is_empty() {
         f.render_widget(
-            Paragraph::new("no playbook matched this alert").style(pal.dim()).block(block),
+            Paragraph::new("no playbook matched this alert")
+                .style(pal.dim())
+                .block(block),
             area,
         );
         return;
@@ -316,46 +405,70 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         let marker = if i == app.action_sel { "▶ " } else { "  " };
         let mut head = vec![
             Span::raw(marker),
-            Span::styled(format!("#{} {}", a.id, a.status.to_uppercase()), pal.status(&a.status)),
+            Span::styled(
+                format!("#{} {}", a.id, a.status.to_uppercase()),
+                pal.status(&a.status),
+            ),
             Span::raw(" "),
             Span::raw(untrusted(&a.title)),
         ];
         if i == app.action_sel && focused {
-            head.iter_mut().skip(1).for_each(|s| s.style = s.style.add_modifier(Modifier::REVERSED));
+            head.iter_mut()
+                .skip(1)
+                .for_each(|s| s.style = s.style.add_modifier(Modifier::REVERSED));
         }
         lines.push(Line::from(head));
-        lines.push(Line::styled(format!("    {}", untrusted(&a.rendered)), pal.dim()));
+        lines.push(Line::styled(
+            format!("    {}", untrusted(&a.rendered)),
+            pal.dim(),
+        ));
         let by = match (&a.decided_by, &a.reason) {
             (Some(who), Some(why)) => format!("    by {} — {}", untrusted(who), untrusted(why)),
             _ => format!("    {} · {}", untrusted(&a.playbook), a.approval.as_str()),
         };
         lines.push(Line::styled(by, pal.dim()));
         if let Some(o) = &a.outcome {
-            lines.push(Line::styled(format!("    → {}", untrusted(o)), pal.status(&a.status)));
+            lines.push(Line::styled(
+                format!("    → {}", untrusted(o)),
+                pal.status(&a.status),
+            ));
         }
     }
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
 }
 
 fn draw_status(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let t = &app.totals;
-    let text = format!(
-        " {} alerts · {:.0}/min · {} incidents · {} pending · {} quarantined · db {} · model {}",
+    let counts = format!(
+        " {} alerts · {:.0}/min · {} pending · {} quarantined · {} incidents · ",
         t.alerts,
         app.rate_per_minute(),
-        t.incidents,
         t.pending_actions,
         t.quarantined,
-        app.db_path,
-        app.model
+        t.incidents,
     );
-    let style = if app.colours {
+    // The database path keeps its file name when space is short: the start goes first.
+    let room = (area.width as usize)
+        .saturating_sub(counts.chars().count() + 1)
+        .max(12);
+    let db = untrusted(&app.db_path);
+    let n = db.chars().count();
+    let db = if n > room {
+        format!("…{}", db.chars().skip(n + 1 - room).collect::<String>())
+    } else {
+        db
+    };
+    let style = if pal.on {
         Style::default().bg(Color::Blue).fg(Color::White)
     } else {
         Style::default().add_modifier(Modifier::REVERSED)
     };
-    let _ = pal;
-    f.render_widget(Paragraph::new(untrusted(&text)).style(style), area);
+    f.render_widget(Paragraph::new(format!("{counts}{db}")).style(style), area);
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -370,13 +483,19 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
-    let Overlay::Prompt(p) = &app.overlay else { return };
+    let Overlay::Prompt(p) = &app.overlay else {
+        return;
+    };
     let verb = if p.approve { "Approve" } else { "Reject" };
-    let rect = centered(area, area.width.saturating_sub(4).min(76), 11);
+    let rect = centered(area, area.width.saturating_sub(4).min(76), 9);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(format!("{verb} action #{}", p.action_id))
-        .border_style(if p.approve { pal.fg(Color::Green) } else { pal.fg(Color::Red) });
+        .border_style(if p.approve {
+            pal.fg(Color::Green)
+        } else {
+            pal.fg(Color::Red)
+        });
     let mut lines = vec![
         Line::styled("This exact call will run:", pal.dim()),
         Line::raw(untrusted(&p.rendered)),
@@ -388,16 +507,33 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         ]),
     ];
     if let Some(e) = &p.error {
-        lines.push(Line::styled(e.clone(), pal.fg(Color::Red).add_modifier(Modifier::BOLD)));
+        lines.push(Line::styled(
+            e.clone(),
+            pal.fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
     }
-    let confirm = app.keymap.key_for("prompt", Action::Confirm).unwrap_or_default();
-    let cancel = app.keymap.key_for("prompt", Action::Cancel).unwrap_or_default();
+    let confirm = app
+        .keymap
+        .key_for("prompt", Action::Confirm)
+        .unwrap_or_default();
+    let cancel = app
+        .keymap
+        .key_for("prompt", Action::Cancel)
+        .unwrap_or_default();
     lines.push(Line::styled(
-        format!("{confirm}: {} · {cancel}: cancel · a reason is required", verb.to_lowercase()),
+        format!(
+            "{confirm}: {} · {cancel}: cancel · a reason is required",
+            verb.to_lowercase()
+        ),
         pal.dim(),
     ));
     f.render_widget(Clear, rect);
-    f.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: false }), rect);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
 }
 
 fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
@@ -411,7 +547,9 @@ fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
             Span::raw(action.describe()),
         ]));
     }
-    let block = Block::default().borders(Borders::ALL).title("Keys (from the keymap in force)");
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title("Keys (from the keymap in force)");
     f.render_widget(Clear, rect);
     f.render_widget(Paragraph::new(lines).block(block), rect);
 }

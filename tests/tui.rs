@@ -1,0 +1,408 @@
+//! The TUI without a terminal: keymap files, screens drawn on `TestBackend` (snapshots plus
+//! style checks), and the whole app driven by key events against a real engine.
+#![cfg(feature = "tui")]
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use ratatui::Terminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil::engine::connector::Connectors;
+use vigil::engine::model::Model;
+use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::score::{Bands, Scorer};
+use vigil::engine::store::{self, WriteOp, WriterConfig};
+use vigil::engine::{EngineCommand, EngineEvent};
+use vigil::identity::Actor;
+use vigil::tui::app::{App, Overlay};
+use vigil::tui::keymap::{Action, Key, Keymap};
+use vigil::tui::view;
+
+fn fixture(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(p)
+}
+
+fn keymap_error(name: &str) -> String {
+    let path = fixture(&format!("keymaps/{name}"));
+    Keymap::load(&path).expect_err("invalid keymap").0
+}
+
+#[test]
+fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
+    let km = Keymap::load(&fixture("keymaps/valid.toml")).expect("valid keymap");
+    let k = |s: &str| Key::parse(s).expect("key");
+    assert_eq!(km.lookup("queue", k("j")), None, "noop unbinds");
+    assert_eq!(km.lookup("queue", k("J")), Some(Action::Last));
+    assert_eq!(
+        km.lookup("queue", k("down")),
+        Some(Action::Next),
+        "untouched defaults stay"
+    );
+    assert_eq!(
+        km.lookup("queue", k("q")),
+        Some(Action::Quit),
+        "global falls through"
+    );
+    assert_eq!(
+        km.lookup("prompt", k("q")),
+        None,
+        "the prompt takes text, not global keys"
+    );
+
+    let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
+    assert_eq!(
+        keymap_error("unknown-action.toml"),
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, confirm, cancel)", p("unknown-action.toml"))
+    );
+    assert_eq!(
+        keymap_error("bad-key.toml"),
+        format!(
+            "{}: [queue] key \"hyper-x\": unparsable key: no key named \"hyper-x\"",
+            p("bad-key.toml")
+        )
+    );
+    assert_eq!(
+        keymap_error("duplicate.toml"),
+        format!(
+            "{}: [queue] key \"shift-g\": duplicate binding (same key as \"G\")",
+            p("duplicate.toml")
+        )
+    );
+    assert_eq!(
+        keymap_error("unknown-table.toml"),
+        format!(
+            "{}: unknown table [queeu] (known: global, queue, actions, prompt, help)",
+            p("unknown-table.toml")
+        )
+    );
+    let syntax = keymap_error("syntax.toml");
+    assert!(
+        syntax.starts_with(&format!("{}:2: ", p("syntax.toml"))),
+        "{syntax}"
+    );
+    assert_eq!(syntax.lines().count(), 1);
+}
+
+#[test]
+fn help_overlay_lists_the_bindings_in_force() {
+    let km = Keymap::load(&fixture("keymaps/valid.toml")).expect("valid keymap");
+    let lines = km.help_lines();
+    assert!(lines
+        .iter()
+        .any(|(t, keys, a)| t == "queue" && keys.contains('J') && *a == Action::Last));
+    assert!(!lines
+        .iter()
+        .any(|(t, keys, _)| t == "queue" && keys.split(' ').any(|k| k == "j")));
+}
+
+/// Ingest `lines` into a fresh database through the real writer; return its path.
+fn database_with(dir: &Path, lines: &str) -> PathBuf {
+    let db = dir.join("vigil.db");
+    let connectors = Connectors {
+        blocklist_path: PathBuf::from("/var/lib/vigil/blocklist.txt"),
+        webhook_url: None,
+        webhook_timeout: Duration::from_secs(1),
+    };
+    let pipeline = Pipeline {
+        scorer: Scorer::new(Model::embedded(), Bands::default()),
+        playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
+        connectors: Arc::new(connectors),
+    };
+    let (raw, _) = split_lines(lines.as_bytes(), 0, 1);
+    let batch = pipeline.process("fixture.json", raw);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let (changed, _keep) = tokio::sync::watch::channel(0);
+    let writer = store::spawn_writer(
+        db.clone(),
+        WriterConfig {
+            incident_window: chrono::Duration::minutes(15),
+            actor: Actor::current(),
+        },
+        rx,
+        changed,
+    )
+    .expect("writer");
+    let (reply, done) = tokio::sync::oneshot::channel();
+    tx.blocking_send(WriteOp::Ingest(batch, Some(reply)))
+        .expect("send");
+    done.blocking_recv().expect("reply").expect("ingest");
+    drop(tx);
+    writer.join().expect("writer thread");
+    db
+}
+
+/// Answer the app's queries from the database until it asks nothing more, like the engine.
+fn serve(app: &mut App, db: &Path) {
+    let conn = store::open_read_only(db).expect("db");
+    for _ in 0..10 {
+        let cmds = app.take_commands();
+        if cmds.is_empty() {
+            return;
+        }
+        for c in cmds {
+            let ev = match c {
+                EngineCommand::LoadQueue {
+                    request,
+                    offset,
+                    limit,
+                } => EngineEvent::Queue {
+                    request,
+                    offset,
+                    totals: store::totals(&conn).expect("totals"),
+                    rows: store::queue_page(&conn, offset, limit).expect("page"),
+                },
+                EngineCommand::LoadDetail { request, alert_id } => EngineEvent::Detail {
+                    request,
+                    detail: store::alert_detail(&conn, alert_id)
+                        .expect("detail")
+                        .map(Box::new),
+                },
+                EngineCommand::Decide { .. } => continue,
+            };
+            app.on_engine_event(ev);
+        }
+    }
+}
+
+fn screen(app: &App, w: u16, h: u16) -> (String, ratatui::buffer::Buffer) {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    term.draw(|f| view::draw(f, app)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..h {
+        for x in 0..w {
+            text.push_str(buf[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    (text, buf)
+}
+
+fn app_over(db: &Path, w: u16, h: u16, colours: bool) -> App {
+    let mut app = App::new(
+        Keymap::from_texts(None).expect("default keymap"),
+        "/var/lib/vigil/vigil.db".into(),
+        "default".into(),
+        colours,
+    );
+    app.resize(w, h);
+    app.request_queue();
+    serve(&mut app, db);
+    app
+}
+
+fn fixture_text() -> String {
+    let mut s = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
+    s.push_str(&std::fs::read_to_string(fixture("wazuh-alert.json")).expect("fixture"));
+    s
+}
+
+#[test]
+fn main_screen_at_80x24_and_smaller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let app = app_over(&db, 80, 24, true);
+    let (text, buf) = screen(&app, 80, 24);
+    insta::assert_snapshot!("main_80x24", text);
+    // Every queue row carries its band label; the top row is CRIT or HIGH and coloured so.
+    let first = (0..8).map(|x| buf[(x, 2)].symbol()).collect::<String>();
+    let label = first.split_whitespace().next().expect("label").to_string();
+    assert!(["CRIT", "HIGH"].contains(&label.as_str()), "{first}");
+    assert!(matches!(buf[(0, 2)].fg, Color::Red | Color::LightRed));
+    assert!(
+        buf[(10, 2)].modifier.contains(Modifier::REVERSED),
+        "selected row is reversed"
+    );
+    for y in 2..8 {
+        let row: String = (0..5).map(|x| buf[(x, y)].symbol()).collect();
+        assert!(
+            ["CRIT", "HIGH", "MED ", "LOW "]
+                .iter()
+                .any(|l| row.starts_with(l)),
+            "row {y}: {row}"
+        );
+    }
+
+    let small = app_over(&db, 60, 14, true);
+    let (text, _) = screen(&small, 60, 14);
+    insta::assert_snapshot!("compact_60x14", text);
+    let (tiny, _) = screen(&small, 30, 8);
+    assert!(tiny.contains("terminal too small"), "{tiny}");
+    let _ = screen(&small, 0, 0);
+    let _ = screen(&small, 1, 1);
+}
+
+#[test]
+fn no_color_draws_without_colours_but_keeps_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let app = app_over(&db, 80, 24, false);
+    let (text, buf) = screen(&app, 80, 24);
+    for y in 0..24 {
+        for x in 0..80 {
+            assert_eq!(buf[(x, y)].fg, Color::Reset, "colour at {x},{y}");
+        }
+    }
+    assert!(text.contains("CRIT") || text.contains("HIGH"));
+}
+
+#[test]
+fn hostile_alert_text_is_shown_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let evil = r#"{"timestamp":"2024-01-01T00:00:00Z","event_type":"alert","src_ip":"8.8.8.8","dest_ip":"10.0.0.1","proto":"TCP","alert":{"signature":"ET TROJAN \u001b[2J\u202egpj.exe\u200b","category":"A Network Trojan was detected","severity":1}}"#;
+    let db = database_with(dir.path(), &format!("{evil}\n"));
+    let app = app_over(&db, 100, 30, true);
+    let (text, _) = screen(&app, 100, 30);
+    assert!(
+        text.contains("ET TROJAN \\x1b[2J\\u{202e}gpj.exe\\u{200b}"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{1b}'));
+}
+
+#[test]
+fn prompt_and_help_overlays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    let key = |c: char| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    app.on_terminal_event(key('?'));
+    assert_eq!(app.overlay, Overlay::Help);
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains("approve the selected action"), "{text}");
+    app.on_terminal_event(Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+    assert_eq!(app.overlay, Overlay::None);
+    // Find an alert with a proposal, open the prompt, refuse an empty reason.
+    for _ in 0..6 {
+        if app.selected_action().is_some() {
+            break;
+        }
+        app.on_terminal_event(key('j'));
+        serve(&mut app, &db);
+    }
+    assert!(
+        app.selected_action().is_some(),
+        "some fixture alert has a proposal"
+    );
+    app.on_terminal_event(key('a'));
+    assert!(matches!(app.overlay, Overlay::Prompt(_)));
+    app.on_terminal_event(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let Overlay::Prompt(p) = &app.overlay else {
+        panic!("prompt closed")
+    };
+    assert_eq!(p.error.as_deref(), Some("a reason is required"));
+    assert!(
+        !app.take_commands()
+            .iter()
+            .any(|c| matches!(c, EngineCommand::Decide { .. })),
+        "no decision is sent without a reason"
+    );
+    let (text, _) = screen(&app, 80, 24);
+    insta::assert_snapshot!("approve_prompt_80x24", text);
+}
+
+/// The whole app against a real engine: keys in, engine events back, no sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_drive_an_approval_through_to_the_audit_trail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("vigil.db");
+    let watched = dir.path().join("eve.json");
+    let mirai = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
+    std::fs::write(
+        &watched,
+        format!("{}\n", mirai.lines().next().expect("line")),
+    )
+    .expect("write");
+    let connectors = Connectors {
+        blocklist_path: dir.path().join("blocklist.txt"),
+        webhook_url: None,
+        webhook_timeout: Duration::from_secs(1),
+    };
+    let pipeline = Pipeline {
+        scorer: Scorer::new(Model::embedded(), Bands::default()),
+        playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
+        connectors: Arc::new(connectors),
+    };
+    let mut h = vigil::engine::start(vigil::engine::EngineConfig {
+        db: db.clone(),
+        watch: vec![watched],
+        pipeline,
+        incident_window: chrono::Duration::minutes(15),
+        actor: Actor::current(),
+    })
+    .expect("engine");
+    let mut app = App::new(
+        Keymap::from_texts(None).expect("keymap"),
+        db.display().to_string(),
+        "default".into(),
+        true,
+    );
+    app.resize(80, 24);
+    app.request_queue();
+
+    async fn pump(
+        app: &mut App,
+        h: &mut vigil::engine::EngineHandle,
+        what: &str,
+        done: impl Fn(&App) -> bool,
+    ) {
+        let work = async {
+            while !done(app) {
+                for c in app.take_commands() {
+                    h.commands.send(c).await.expect("engine alive");
+                }
+                tokio::select! {
+                    ev = h.events.recv() => app.on_engine_event(ev.expect("engine alive")),
+                    r = h.db_changed.changed() => { r.expect("engine alive"); app.on_db_changed(); }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), work)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
+    pump(&mut app, &mut h, "the alert and its proposals", |a| {
+        a.detail.as_ref().is_some_and(|d| d.actions.len() == 2)
+    })
+    .await;
+    let target = app.selected_action().expect("selected").clone();
+    let key = |c: KeyCode| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    app.on_terminal_event(key(KeyCode::Char('a')));
+    for c in "c2 beacon confirmed".chars() {
+        app.on_terminal_event(key(KeyCode::Char(c)));
+    }
+    app.on_terminal_event(key(KeyCode::Enter));
+    assert_eq!(app.overlay, Overlay::None);
+    pump(&mut app, &mut h, "the action to finish", |a| {
+        a.detail.as_ref().is_some_and(|d| {
+            d.actions
+                .iter()
+                .any(|x| x.id == target.id && x.status == "succeeded")
+        })
+    })
+    .await;
+    h.shutdown().await;
+
+    let conn = rusqlite::Connection::open(&db).expect("db");
+    let rows: Vec<(String, Option<String>, String)> = conn
+        .prepare("SELECT kind, reason, actor_name FROM audit WHERE action_id = ?1 ORDER BY seq")
+        .expect("prepare")
+        .query_map([target.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(kinds, ["approval", "execution_intent", "outcome"]);
+    assert_eq!(rows[0].1.as_deref(), Some("c2 beacon confirmed"));
+    assert_eq!(rows[0].2, Actor::current().name);
+    let list = std::fs::read_to_string(dir.path().join("blocklist.txt")).expect("blocklist");
+    assert_eq!(list.trim(), target.params["entry"].as_str().expect("entry"));
+}
