@@ -4,7 +4,21 @@
 
 use super::alert::Alert;
 use chrono::Timelike;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+
+/// What enrichment learned about an alert's indicators, reduced to what the risk model reads.
+/// The enrichment engine fills it; every field stays `None` until enrichment has run, and the
+/// model then sees the feature as missing rather than as "clean".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnrichmentSignals {
+    /// Worst reputation of any indicator, 0 (clean) to 100 (known bad).
+    pub reputation: Option<f64>,
+    /// Threat-feed entries the alert's indicators matched.
+    pub feed_hits: Option<u32>,
+    /// Online providers that called one of the indicators malicious.
+    pub malicious_verdicts: Option<u32>,
+}
 
 /// Value for "the alert does not say". Trees learn to route it; it never collides with a real
 /// value because every real feature is >= 0.
