@@ -45,6 +45,9 @@ pub enum Command {
     Ingest {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Input format; `auto` detects it per file from its first bytes.
+        #[arg(long, default_value = "auto")]
+        format: crate::engine::format::Format,
     },
     /// Print every stored alert as one ECS JSON object per line.
     Export {
@@ -293,7 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "start");
     match cli.command {
         None => run_tui(&setup, &cli.watch),
-        Some(Command::Ingest { files }) => ingest(&setup, &files),
+        Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
         Some(Command::Export { .. }) => export(&setup),
         Some(Command::Train {
             data,
@@ -353,7 +356,11 @@ fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
 /// Lines per batch in `vigil ingest`: bounds memory on big files.
 const INGEST_BATCH_LINES: usize = 20_000;
 
-fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
+fn ingest(
+    setup: &Setup,
+    files: &[PathBuf],
+    forced: crate::engine::format::Format,
+) -> Result<ExitCode, Failure> {
     let pipeline = setup.pipeline(None)?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
@@ -374,6 +381,27 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
         let mut total = IngestSummary::default();
         for f in files {
             let bytes = read_maybe_gz(f)?;
+            let label = f.display().to_string();
+            let format = crate::engine::format::FileFormat::detect(
+                &bytes[..bytes.len().min(64 * 1024)],
+                forced,
+            );
+            if !format.is_line_oriented() {
+                let p = pipeline.clone();
+                let (l, fm) = (label.clone(), format.clone());
+                let batch =
+                    tokio::task::spawn_blocking(move || p.process_document(&l, &fm, &bytes))
+                        .await?;
+                let (reply, done) = tokio::sync::oneshot::channel();
+                tx.send(WriteOp::Ingest(batch, Some(reply)))
+                    .await
+                    .map_err(|_| anyhow!("database writer stopped"))?;
+                total.add(
+                    done.await
+                        .map_err(|_| anyhow!("database writer stopped"))??,
+                );
+                continue;
+            }
             let (mut lines, used) = split_lines(&bytes, 0, 1);
             if used < bytes.len() {
                 // A last line without a newline is still a whole line in a one-pass read.
@@ -383,13 +411,12 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
                     bytes: bytes[used..].to_vec(),
                 });
             }
-            let label = f.display().to_string();
             while !lines.is_empty() {
                 let rest = lines.split_off(lines.len().min(INGEST_BATCH_LINES));
                 let chunk = std::mem::replace(&mut lines, rest);
                 let p = pipeline.clone();
-                let l = label.clone();
-                let batch = tokio::task::spawn_blocking(move || p.process(&l, chunk)).await?;
+                let (l, fm) = (label.clone(), format.clone());
+                let batch = tokio::task::spawn_blocking(move || p.process(&l, &fm, chunk)).await?;
                 let (reply, done) = tokio::sync::oneshot::channel();
                 tx.send(WriteOp::Ingest(batch, Some(reply)))
                     .await

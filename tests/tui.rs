@@ -113,7 +113,8 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
         connectors: Arc::new(connectors),
     };
     let (raw, _) = split_lines(lines.as_bytes(), 0, 1);
-    let batch = pipeline.process("fixture.json", raw);
+    let format = vigil::engine::format::FileFormat::detect(lines.as_bytes(), Default::default());
+    let batch = pipeline.process("fixture.json", &format, raw);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let (changed, _keep) = tokio::sync::watch::channel(0);
     let writer = store::spawn_writer(

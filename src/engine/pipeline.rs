@@ -3,7 +3,8 @@
 //! treat every line the same way.
 
 use super::connector::Connectors;
-use super::normalize::{normalize_line, Parsed};
+use super::format::FileFormat;
+use super::normalize::Parsed;
 use super::playbook::Playbook;
 use super::score::Scorer;
 use super::store::{ecs_document, IngestBatch, Quarantined, ReadyAlert};
@@ -31,7 +32,7 @@ const QUARANTINE_RAW_LIMIT: usize = 64 * 1024;
 
 impl Pipeline {
     /// Process lines of one file into a batch (checkpoint left for the caller to set).
-    pub fn process(&self, file: &str, lines: Vec<RawLine>) -> IngestBatch {
+    pub fn process(&self, file: &str, format: &FileFormat, lines: Vec<RawLine>) -> IngestBatch {
         let mut batch = IngestBatch {
             file: file.to_string(),
             ..IngestBatch::default()
@@ -40,41 +41,74 @@ impl Pipeline {
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            batch.read += 1;
-            match normalize_line(&line.bytes) {
-                Ok(Parsed::Alert(alert, fingerprint)) => {
-                    let score = self.scorer.score(&alert);
-                    let doc = ecs_document(0, &alert, &score, None, &fingerprint);
-                    let mut proposals = Vec::new();
-                    for pb in self.playbooks.iter().filter(|p| p.matches(&doc)) {
-                        let (mut p, skipped) = pb.propose(&doc, &self.connectors);
-                        for s in skipped {
-                            tracing::debug!("proposal not made: {s}");
-                        }
-                        proposals.append(&mut p);
-                    }
-                    batch.alerts.push(ReadyAlert {
-                        alert: *alert,
-                        fingerprint,
-                        score,
-                        proposals,
-                        line_no: line.line_no,
-                    });
-                }
-                Ok(Parsed::Skipped) => batch.skipped += 1,
-                Err(reject) => {
-                    let mut raw = line.bytes;
-                    raw.truncate(QUARANTINE_RAW_LIMIT);
-                    batch.quarantined.push(Quarantined {
-                        byte_offset: line.byte_offset,
-                        line_no: line.line_no,
-                        reason: format!("{file}:{}: {}", line.line_no, reject.0),
-                        raw,
-                    });
-                }
-            }
+            let parsed = format.parse_line(&line.bytes);
+            self.add(
+                &mut batch,
+                line.line_no,
+                line.byte_offset,
+                parsed,
+                line.bytes,
+            );
         }
         batch
+    }
+
+    /// Process a whole document (a JSON array, a findings list): each record in turn.
+    pub fn process_document(&self, file: &str, format: &FileFormat, bytes: &[u8]) -> IngestBatch {
+        let mut batch = IngestBatch {
+            file: file.to_string(),
+            ..IngestBatch::default()
+        };
+        for (record, parsed) in format.parse_document(bytes) {
+            let raw = match &parsed {
+                Ok(_) => Vec::new(),
+                Err(_) => bytes.to_vec(),
+            };
+            self.add(&mut batch, record, 0, parsed, raw);
+        }
+        batch
+    }
+
+    fn add(
+        &self,
+        batch: &mut IngestBatch,
+        line_no: u64,
+        byte_offset: u64,
+        parsed: Result<Parsed, super::normalize::Reject>,
+        mut raw: Vec<u8>,
+    ) {
+        batch.read += 1;
+        match parsed {
+            Ok(Parsed::Alert(alert, fingerprint)) => {
+                let score = self.scorer.score(&alert);
+                let doc = ecs_document(0, &alert, &score, None, &fingerprint);
+                let mut proposals = Vec::new();
+                for pb in self.playbooks.iter().filter(|p| p.matches(&doc)) {
+                    let (mut p, skipped) = pb.propose(&doc, &self.connectors);
+                    for s in skipped {
+                        tracing::debug!("proposal not made: {s}");
+                    }
+                    proposals.append(&mut p);
+                }
+                batch.alerts.push(ReadyAlert {
+                    alert: *alert,
+                    fingerprint,
+                    score,
+                    proposals,
+                    line_no,
+                });
+            }
+            Ok(Parsed::Skipped) => batch.skipped += 1,
+            Err(reject) => {
+                raw.truncate(QUARANTINE_RAW_LIMIT);
+                batch.quarantined.push(Quarantined {
+                    byte_offset,
+                    line_no,
+                    reason: format!("{}:{line_no}: {}", batch.file, reject.0),
+                    raw,
+                });
+            }
+        }
     }
 }
 

@@ -33,6 +33,7 @@ struct Tracked {
     path: PathBuf,
     file: File,
     file_id: String,
+    format: super::format::FileFormat,
     offset: u64,
     line_no: u64,
 }
@@ -209,10 +210,16 @@ impl Tailer {
         let (offset, line_no) = store::checkpoint(&conn, &file_id)
             .map_err(std::io::Error::other)?
             .unwrap_or((0, 0));
+        let mut head = vec![0u8; 64 * 1024];
+        file.seek(SeekFrom::Start(0))?;
+        let n = file.read(&mut head)?;
+        head.truncate(n);
+        let format = super::format::FileFormat::detect(&head, super::format::Format::Auto);
         Ok(Some(Tracked {
             path: path.to_path_buf(),
             file,
             file_id,
+            format,
             offset,
             line_no,
         }))
@@ -253,9 +260,11 @@ impl Tailer {
         let n_lines = lines.len() as u64;
         let pipeline = self.pipeline.clone();
         let label = t.path.display().to_string();
-        let mut batch = tokio::task::spawn_blocking(move || pipeline.process(&label, lines))
-            .await
-            .map_err(|e| ReadError::Io(std::io::Error::other(e)))?;
+        let format = t.format.clone();
+        let mut batch =
+            tokio::task::spawn_blocking(move || pipeline.process(&label, &format, lines))
+                .await
+                .map_err(|e| ReadError::Io(std::io::Error::other(e)))?;
         let from = t.offset;
         batch.checkpoint = Some(Checkpoint {
             file_id: t.file_id.clone(),
