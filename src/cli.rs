@@ -238,6 +238,7 @@ impl Setup {
         Ok(engine::EngineConfig {
             db: self.db.clone(),
             watch,
+            format: crate::engine::format::Format::Auto,
             pipeline: self.pipeline(None)?,
             incident_window: chrono::Duration::minutes(i64::from(
                 self.config.incidents.window_minutes,
@@ -398,7 +399,8 @@ fn ingest(
                     .map_err(|_| anyhow!("database writer stopped"))?;
                 total.add(
                     done.await
-                        .map_err(|_| anyhow!("database writer stopped"))??,
+                        .map_err(|_| anyhow!("database writer stopped"))??
+                        .summary(),
                 );
                 continue;
             }
@@ -424,7 +426,7 @@ fn ingest(
                 let s = done
                     .await
                     .map_err(|_| anyhow!("database writer stopped"))??;
-                total.add(s);
+                total.add(s.summary());
             }
         }
         drop(tx);

@@ -31,6 +31,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub struct EngineConfig {
     pub db: PathBuf,
     pub watch: Vec<PathBuf>,
+    /// Format for every watched file; `Auto` detects per file.
+    pub format: format::Format,
     pub pipeline: Pipeline,
     pub incident_window: chrono::Duration,
     pub actor: Actor,
@@ -128,6 +130,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let mut tasks = Vec::new();
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
+        format: cfg.format,
         db: cfg.db.clone(),
         pipeline: cfg.pipeline.clone(),
         writer: write_tx.clone(),

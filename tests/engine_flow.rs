@@ -47,6 +47,7 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
     engine::start(EngineConfig {
         db: db.to_path_buf(),
         watch,
+        format: Default::default(),
         pipeline: p,
         incident_window: chrono::Duration::minutes(15),
         actor: Actor::current(),

@@ -334,6 +334,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: db.clone(),
         watch: vec![watched],
+        format: Default::default(),
         pipeline,
         incident_window: chrono::Duration::minutes(15),
         actor: Actor::current(),

@@ -176,6 +176,9 @@ pub struct Checkpoint {
     /// Offset the batch starts at: the commit is refused if the stored checkpoint is elsewhere
     /// (another process got there first), which is what stops double ingestion.
     pub from_offset: u64,
+    /// The position to assume when there is no stored checkpoint yet (0, or where the original
+    /// of an adopted rotated copy had got to).
+    pub initial_offset: u64,
     pub to_offset: u64,
     pub to_line: u64,
 }
@@ -189,6 +192,29 @@ pub struct IngestBatch {
     pub skipped: u64,
     pub alerts: Vec<ReadyAlert>,
     pub quarantined: Vec<Quarantined>,
+    /// Tailer events (truncation, rotation, unreadable files) to record in the audit trail.
+    pub notes: Vec<Value>,
+}
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Committed(IngestSummary),
+    /// The stored checkpoint was not where the batch started: nothing was written. `stored` is
+    /// where the database says the file is, so the tailer can resume there.
+    Conflict {
+        stored: Option<(u64, u64)>,
+    },
+}
+
+impl IngestOutcome {
+    /// The summary, counting a conflict as nothing done.
+    pub fn summary(&self) -> IngestSummary {
+        match self {
+            IngestOutcome::Committed(s) => *s,
+            IngestOutcome::Conflict { .. } => IngestSummary::default(),
+        }
+    }
 }
 
 /// What a batch did: the `vigil ingest` summary line.
@@ -237,7 +263,7 @@ impl From<rusqlite::Error> for DecisionError {
 pub enum WriteOp {
     Ingest(
         IngestBatch,
-        Option<oneshot::Sender<rusqlite::Result<IngestSummary>>>,
+        Option<oneshot::Sender<rusqlite::Result<IngestOutcome>>>,
     ),
     Decide {
         action_id: i64,
@@ -313,8 +339,8 @@ pub fn spawn_writer(
 /// is committed.
 enum Reply {
     Ingest(
-        oneshot::Sender<rusqlite::Result<IngestSummary>>,
-        rusqlite::Result<IngestSummary>,
+        oneshot::Sender<rusqlite::Result<IngestOutcome>>,
+        rusqlite::Result<IngestOutcome>,
     ),
     Action(
         oneshot::Sender<Result<ActionRow, DecisionError>>,
@@ -437,24 +463,39 @@ fn fail_op(op: WriteOp, msg: &str) {
     }
 }
 
-fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Result<IngestSummary> {
+fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Result<IngestOutcome> {
     let mut s = IngestSummary {
         read: b.read,
         skipped: b.skipped,
         ..IngestSummary::default()
     };
+    for note in &b.notes {
+        if note["event"] == "truncated" {
+            // The inode starts over: its old position means nothing now.
+            tx.execute(
+                "UPDATE checkpoints SET byte_offset = 0, line_no = 0, updated_at = ?2 WHERE file_id = ?1",
+                params![note["file_id"].as_str(), now()],
+            )?;
+        }
+        audit::append(
+            tx,
+            Entry {
+                actor: &cfg.actor,
+                kind: "tail_event",
+                alert_id: None,
+                action_id: None,
+                reason: None,
+                detail: note.clone(),
+            },
+        )?;
+    }
     if let Some(cp) = &b.checkpoint {
-        let stored: Option<i64> = tx
-            .query_row(
-                "SELECT byte_offset FROM checkpoints WHERE file_id = ?1",
-                [&cp.file_id],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if stored.unwrap_or(0) as u64 != cp.from_offset {
-            // Someone else (another vigil on the same database) already committed this range.
-            tracing::info!(file = %b.file, "batch at {} skipped: checkpoint is at {:?}", cp.from_offset, stored);
-            return Ok(IngestSummary::default());
+        let stored = checkpoint(tx, &cp.file_id)?;
+        if stored.map_or(cp.initial_offset, |(o, _)| o) != cp.from_offset {
+            // Someone else (another vigil on the same database) already committed this range,
+            // or an earlier batch of this file did not commit.
+            tracing::info!(file = %b.file, "batch at {} refused: checkpoint is at {:?}", cp.from_offset, stored);
+            return Ok(IngestOutcome::Conflict { stored });
         }
         tx.execute(
             "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -534,6 +575,9 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
         )?;
         s.quarantined += 1;
     }
+    if b.read == 0 && b.checkpoint.is_none() {
+        return Ok(IngestOutcome::Committed(s));
+    }
     audit::append(
         tx,
         Entry {
@@ -549,7 +593,7 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
             }),
         },
     )?;
-    Ok(s)
+    Ok(IngestOutcome::Committed(s))
 }
 
 /// Group an alert with recent ones of the same rule from the same source (within the window);

@@ -1,117 +1,688 @@
-//! Follows alert files as they grow. Owns file discovery, identity and reading; never parses a
-//! line (the pipeline does) and never writes the database (it sends batches to the writer with
-//! the checkpoint each one ends at).
+//! Follows alert files as they grow. Owns file discovery, identity, rotation and truncation
+//! handling and read positions; never parses a record (the pipeline does) and never writes the
+//! database (it hands chunks to the writer with the checkpoint each one ends at).
 //!
-//! A file is known by device, inode and a hash of its first line, not by path, so a rename
-//! rotation is followed: the old file is read to its end through the handle already open,
-//! then the new file at the path is read from its start. `notify` only wakes the loop; a slow
-//! poll backs it up because inotify misses events on some filesystems.
+//! `Follower` is the synchronous core, driven step by step by the model test; `Tailer` wraps it
+//! in a task that `notify` wakes, keeping one chunk in flight at the writer while it reads and
+//! parses the next.
+//!
+//! A file is known by device, inode and a hash of its first bytes, not by path. A renamed file
+//! keeps its inode, so rename rotation is followed through the handle already open: the old
+//! file is read to its end, then released, while the new file at the path starts from zero.
+//! A file that shrinks below the committed position was truncated (copytruncate): reading
+//! restarts at zero, and the bytes that could not be read are recorded. If the rotated copy is
+//! itself in the watch set (same first bytes, new inode), it is read from where the original
+//! had got to, so nothing is lost.
 
-use super::pipeline::{split_lines, Pipeline};
-use super::store::{self, Checkpoint, WriteOp};
-use std::collections::HashMap;
+use super::format::{FileFormat, Format};
+use super::pipeline::{split_lines, RawLine};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tokio::sync::mpsc;
 
-/// File name endings the tailer picks up inside a watched directory (a file named explicitly
-/// is always read).
-pub const ALERT_FILE_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".eve", ".log"];
+/// File name endings picked up inside a watched directory (a file named explicitly, or matched
+/// by a glob, is always read).
+pub const ALERT_FILE_SUFFIXES: &[&str] =
+    &[".json", ".jsonl", ".ndjson", ".eve", ".log", ".csv", ".cef"];
 
-/// Most bytes read from one file per round, so one huge file cannot starve the others.
-const READ_CHUNK: usize = 4 * 1024 * 1024;
-/// Bytes of the first line hashed into a file's identity.
+/// Bytes of the file head hashed into its identity.
 const ID_PREFIX: usize = 256;
-/// Poll interval when no filesystem event arrives.
-const POLL: Duration = Duration::from_millis(1000);
+/// Bytes of the head given to format detection.
+const DETECT_PREFIX: usize = 64 * 1024;
+/// Truncated heads remembered for adopting a rotated copy that shows up later.
+const REMEMBERED_TRUNCATIONS: usize = 64;
+
+type Key = (u64, u64);
+
+/// Something the analyst should know about a file, recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailNote {
+    /// The file shrank below what was committed: it was truncated (copytruncate).
+    Truncated {
+        path: String,
+        file_id: String,
+        committed: u64,
+        new_len: u64,
+        /// Bytes seen in the file but not yet read when it was truncated: lost unless a
+        /// rotated copy is in the watch set.
+        unread_bytes: u64,
+    },
+    /// A new file in the watch set is a rotated copy of a file seen before: reading it resumes
+    /// where the original had got to.
+    AdoptedCopy {
+        path: String,
+        from: String,
+        offset: u64,
+    },
+    /// A file left the watch set (rotated away or deleted) and was read to its end.
+    Released {
+        path: String,
+        file_id: String,
+        offset: u64,
+    },
+    /// A file could not be opened or read; it is retried on the next pass.
+    Unreadable { path: String, error: String },
+}
+
+impl TailNote {
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            TailNote::Truncated {
+                path,
+                file_id,
+                committed,
+                new_len,
+                unread_bytes,
+            } => json!({
+                "event": "truncated", "path": path, "file_id": file_id, "committed": committed,
+                "new_len": new_len, "unread_bytes": unread_bytes,
+            }),
+            TailNote::AdoptedCopy { path, from, offset } => {
+                json!({"event": "adopted_copy", "path": path, "copy_of": from, "offset": offset})
+            }
+            TailNote::Released {
+                path,
+                file_id,
+                offset,
+            } => {
+                json!({"event": "released", "path": path, "file_id": file_id, "offset": offset})
+            }
+            TailNote::Unreadable { path, error } => {
+                json!({"event": "unreadable", "path": path, "error": error})
+            }
+        }
+    }
+}
+
+/// Complete records read from one file, with the checkpoint they end at.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub key: (u64, u64),
+    pub file_id: String,
+    pub path: String,
+    /// Where the stored checkpoint must be for this chunk to commit (compare-and-set).
+    pub from_offset: u64,
+    /// What to assume for `from_offset` when the database has no checkpoint for the file yet
+    /// (0, or where the original had got to for an adopted copy).
+    pub initial_offset: u64,
+    pub to_offset: u64,
+    pub to_line: u64,
+    pub format: FileFormat,
+    pub lines: Vec<RawLine>,
+    /// The whole file, for formats read as one document.
+    pub document: Option<Vec<u8>>,
+}
 
 #[derive(Debug)]
 struct Tracked {
     path: PathBuf,
     file: File,
     file_id: String,
-    format: super::format::FileFormat,
+    head: String,
+    format: FileFormat,
+    /// Committed position (what the database has).
     offset: u64,
     line_no: u64,
+    /// Read position: ahead of `offset` while chunks are in flight.
+    read_offset: u64,
+    read_line: u64,
+    /// Where reading began when the database had no checkpoint.
+    initial_offset: u64,
+    /// File length at the last look, to count bytes lost to a truncation.
+    len_seen: u64,
+    /// Still at a watched path (false once rotated away or deleted).
+    present: bool,
 }
 
-/// Files under `watch` to follow: named files, and alert files directly inside named
-/// directories.
+/// What a watch entry names.
+#[derive(Debug, Clone)]
+enum WatchSpec {
+    Path(PathBuf),
+    Glob(String),
+}
+
+impl WatchSpec {
+    fn parse(p: &Path) -> WatchSpec {
+        let s = p.to_string_lossy();
+        if s.contains(['*', '?', '[']) {
+            WatchSpec::Glob(s.into_owned())
+        } else {
+            WatchSpec::Path(p.to_path_buf())
+        }
+    }
+
+    /// The directory `notify` should watch for this entry.
+    fn watch_dir(&self) -> PathBuf {
+        let dir_of = |p: &Path| {
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
+        };
+        match self {
+            WatchSpec::Path(p) if p.is_dir() => p.clone(),
+            WatchSpec::Path(p) => dir_of(p),
+            WatchSpec::Glob(g) => {
+                // The longest leading part without glob characters.
+                let fixed: PathBuf = Path::new(g)
+                    .components()
+                    .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                    .collect();
+                if fixed.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    fixed
+                }
+            }
+        }
+    }
+}
+
+/// Files the watch set names right now: named files, alert files directly inside named
+/// directories, and glob matches.
 pub fn discover(watch: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for w in watch {
-        if w.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(w) {
-                let mut files: Vec<PathBuf> = rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_file())
-                    .filter(|p| {
-                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        !name.starts_with('.')
-                            && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
-                    })
-                    .collect();
-                files.sort();
-                out.extend(files);
+        match WatchSpec::parse(w) {
+            WatchSpec::Path(p) if p.is_dir() => {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    let mut files: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_file())
+                        .filter(|p| {
+                            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                            !name.starts_with('.')
+                                && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
+                        })
+                        .collect();
+                    files.sort();
+                    out.extend(files);
+                }
             }
-        } else {
-            out.push(w.clone());
+            WatchSpec::Path(p) => out.push(p),
+            WatchSpec::Glob(g) => {
+                if let Ok(paths) = glob::glob(&g) {
+                    let mut files: Vec<PathBuf> = paths
+                        .filter_map(Result::ok)
+                        .filter(|p| p.is_file())
+                        .collect();
+                    files.sort();
+                    out.extend(files);
+                }
+            }
         }
     }
+    out.dedup();
     out
 }
 
-/// The identity of an open file: `dev:ino:hash(first line prefix)`, or `None` until its first
-/// line is complete (an identity that changed as the file grew would lose the checkpoint).
-fn identify(file: &mut File, dev: u64, ino: u64) -> std::io::Result<Option<String>> {
-    let mut head = vec![0u8; ID_PREFIX];
-    file.seek(SeekFrom::Start(0))?;
-    let mut n = 0;
-    while n < head.len() {
-        let r = file.read(&mut head[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-    }
-    head.truncate(n);
-    let prefix = match head.iter().position(|b| *b == b'\n') {
-        Some(i) => &head[..i],
-        None if n == ID_PREFIX => &head[..],
-        None => return Ok(None),
-    };
-    Ok(Some(format!(
-        "{dev}:{ino}:{}",
-        &super::alert::sha256_hex(prefix)[..16]
-    )))
+/// Directories to ask `notify` about.
+pub fn watch_dirs(watch: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = watch
+        .iter()
+        .map(|w| WatchSpec::parse(w).watch_dir())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
 }
 
-/// The tailer task: runs until `stop` fires or the writer goes away.
+fn read_at(file: &mut File, offset: u64, max: usize) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(max.min(1 << 20));
+    file.by_ref().take(max as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The head hash of a file: its first line, or its first `ID_PREFIX` bytes when the first line
+/// is longer. `None` until that much is there: an identity that changed as the file grew would
+/// lose the checkpoint.
+fn head_hash(file: &mut File) -> std::io::Result<Option<String>> {
+    let head = read_at(file, 0, ID_PREFIX)?;
+    let prefix = match head.iter().position(|b| *b == b'\n') {
+        Some(i) => &head[..i],
+        None if head.len() == ID_PREFIX => &head[..],
+        None => return Ok(None),
+    };
+    Ok(Some(super::alert::sha256_hex(prefix)[..16].to_string()))
+}
+
+/// The synchronous core of the tailer.
+pub struct Follower {
+    watch: Vec<PathBuf>,
+    forced: Format,
+    files: HashMap<Key, Tracked>,
+    /// Heads of files seen truncated, with where they had got to (oldest first).
+    truncated: VecDeque<(String, u64, String)>,
+    /// Files whose heads match a tracked file: copies waiting to be adopted if the original is
+    /// truncated.
+    copies: HashMap<Key, (PathBuf, Key)>,
+    next: usize,
+}
+
+impl Follower {
+    pub fn new(watch: Vec<PathBuf>, forced: Format) -> Self {
+        Follower {
+            watch,
+            forced,
+            files: HashMap::new(),
+            truncated: VecDeque::new(),
+            copies: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    pub fn watch(&self) -> &[PathBuf] {
+        &self.watch
+    }
+
+    /// Number of files being followed.
+    pub fn followed(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Look at the watch set: pick up new files (at their checkpoint from `checkpoint`), follow
+    /// renames, notice truncation, deletion and rotated copies.
+    pub fn scan(
+        &mut self,
+        checkpoint: &mut dyn FnMut(&str) -> Option<(u64, u64)>,
+    ) -> Vec<TailNote> {
+        let mut notes = Vec::new();
+        for t in self.files.values_mut() {
+            t.present = false;
+        }
+        for path in discover(&self.watch) {
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => m,
+                _ => continue,
+            };
+            let key = (meta.dev(), meta.ino());
+            if let Some(t) = self.files.get_mut(&key) {
+                t.present = true;
+                t.path = path;
+                continue;
+            }
+            if self.copies.contains_key(&key) {
+                continue;
+            }
+            match self.open(&path, key, checkpoint, &mut notes) {
+                Ok(()) => {}
+                Err(e) => notes.push(TailNote::Unreadable {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        self.check_truncation(&mut notes);
+        // Release files that left the watch set once everything in them is committed.
+        let gone: Vec<Key> = self
+            .files
+            .iter()
+            .filter(|(_, t)| !t.present)
+            .filter(|(_, t)| {
+                let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
+                t.offset == t.read_offset && !has_complete_line_after(&t.file, t.offset, len)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            if let Some(t) = self.files.remove(&k) {
+                notes.push(TailNote::Released {
+                    path: t.path.display().to_string(),
+                    file_id: t.file_id,
+                    offset: t.offset,
+                });
+            }
+        }
+        self.copies
+            .retain(|k, (p, _)| std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k));
+        notes
+    }
+
+    fn open(
+        &mut self,
+        path: &Path,
+        key: Key,
+        checkpoint: &mut dyn FnMut(&str) -> Option<(u64, u64)>,
+        notes: &mut Vec<TailNote>,
+    ) -> std::io::Result<()> {
+        let mut file = File::open(path)?;
+        let Some(head) = head_hash(&mut file)? else {
+            return Ok(());
+        };
+        let file_id = format!("{}:{}:{head}", key.0, key.1);
+        let stored = checkpoint(&file_id);
+        let mut initial = 0;
+        if stored.is_none() {
+            // A copy of a file still being followed: leave it unless the original is truncated.
+            if let Some((orig, _)) = self.files.iter().find(|(_, t)| t.head == head && t.present) {
+                self.copies.insert(key, (path.to_path_buf(), *orig));
+                return Ok(());
+            }
+            if let Some(i) = self.truncated.iter().position(|(h, _, _)| *h == head) {
+                if let Some((_, offset, from)) = self.truncated.remove(i) {
+                    let len = file.metadata()?.len();
+                    initial = offset.min(len);
+                    notes.push(TailNote::AdoptedCopy {
+                        path: path.display().to_string(),
+                        from,
+                        offset: initial,
+                    });
+                }
+            }
+        }
+        let (offset, line_no) = stored.unwrap_or((initial, 0));
+        let detect = read_at(&mut file, 0, DETECT_PREFIX)?;
+        let format = FileFormat::detect(&detect, self.forced);
+        let len = file.metadata()?.len();
+        tracing::info!(path = %path.display(), offset, "following");
+        self.files.insert(
+            key,
+            Tracked {
+                path: path.to_path_buf(),
+                file,
+                file_id,
+                head,
+                format,
+                offset,
+                line_no,
+                read_offset: offset,
+                read_line: line_no,
+                initial_offset: initial,
+                len_seen: len,
+                present: true,
+            },
+        );
+        Ok(())
+    }
+
+    fn check_truncation(&mut self, notes: &mut Vec<TailNote>) {
+        let mut truncated = Vec::new();
+        for (k, t) in &mut self.files {
+            let Ok(meta) = t.file.metadata() else {
+                continue;
+            };
+            let len = meta.len();
+            // Shorter than what was committed, or a different first line: the file was
+            // truncated (and perhaps refilled past the old position before this look).
+            let head_now = head_hash(&mut t.file).ok().flatten();
+            let refilled = head_now.as_deref().is_some_and(|h| h != t.head);
+            if len < t.offset || refilled {
+                notes.push(TailNote::Truncated {
+                    path: t.path.display().to_string(),
+                    file_id: t.file_id.clone(),
+                    committed: t.offset,
+                    new_len: len,
+                    unread_bytes: t.len_seen.saturating_sub(t.offset),
+                });
+                truncated.push((*k, t.head.clone(), t.offset, t.path.display().to_string()));
+            } else {
+                t.len_seen = t.len_seen.max(len);
+            }
+        }
+        for (k, head, offset, path) in truncated {
+            // The truncated inode is a new file from now on: the next scan opens it afresh (the
+            // writer resets its checkpoint with the note). A waiting rotated copy, or one that
+            // appears later, resumes where the original had got to.
+            self.files.remove(&k);
+            self.copies.retain(|_, (_, orig)| *orig != k);
+            self.truncated.push_back((head, offset, path));
+            while self.truncated.len() > REMEMBERED_TRUNCATIONS {
+                self.truncated.pop_front();
+            }
+        }
+    }
+
+    /// The next chunk of complete records from some file (files take turns), at most `max`
+    /// bytes, or `None` when nothing new is complete anywhere.
+    ///
+    /// # Errors
+    /// A read failure on one file (it is retried on the next call).
+    pub fn next_chunk(&mut self, max: usize) -> Result<Option<Chunk>, (PathBuf, std::io::Error)> {
+        let mut keys: Vec<Key> = self.files.keys().copied().collect();
+        keys.sort_unstable();
+        for i in 0..keys.len() {
+            let k = keys[(self.next + i) % keys.len()];
+            let Some(t) = self.files.get_mut(&k) else {
+                continue;
+            };
+            let chunk = read_chunk(k, t, max).map_err(|e| (t.path.clone(), e))?;
+            if chunk.is_some() {
+                self.next = (self.next + i + 1) % keys.len().max(1);
+                return Ok(chunk);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The writer committed a chunk.
+    pub fn committed(&mut self, key: Key, to_offset: u64, to_line: u64) {
+        if let Some(t) = self.files.get_mut(&key) {
+            t.offset = to_offset;
+            t.line_no = to_line;
+            if t.read_offset < to_offset {
+                t.read_offset = to_offset;
+                t.read_line = to_line;
+            }
+        }
+    }
+
+    /// A chunk did not commit: read again from the committed position (or from where the
+    /// database says, when another process got there first).
+    pub fn rewind(&mut self, key: Key, stored: Option<(u64, u64)>) {
+        if let Some(t) = self.files.get_mut(&key) {
+            if let Some((o, l)) = stored {
+                t.offset = o;
+                t.line_no = l;
+            }
+            t.read_offset = t.offset;
+            t.read_line = t.line_no;
+        }
+    }
+}
+
+fn has_complete_line_after(file: &File, offset: u64, len: u64) -> bool {
+    if len <= offset {
+        return false;
+    }
+    let mut f = match file.try_clone() {
+        Ok(f) => f,
+        Err(_) => return false,
+    };
+    read_at(&mut f, offset, (len - offset).min(1 << 20) as usize).is_ok_and(|b| b.contains(&b'\n'))
+}
+
+fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<Chunk>> {
+    let len = t.file.metadata()?.len();
+    t.len_seen = t.len_seen.max(len);
+    if !t.format.is_line_oriented() {
+        // A whole document: read it when it has changed and parses completely.
+        if len == t.read_offset || len == 0 {
+            return Ok(None);
+        }
+        let doc = read_at(&mut t.file, 0, len as usize)?;
+        if !document_complete(&doc) {
+            return Ok(None);
+        }
+        let from = t.read_offset;
+        t.read_offset = doc.len() as u64;
+        return Ok(Some(Chunk {
+            key,
+            file_id: t.file_id.clone(),
+            path: t.path.display().to_string(),
+            from_offset: from,
+            initial_offset: t.initial_offset,
+            to_offset: t.read_offset,
+            to_line: t.read_line,
+            format: t.format.clone(),
+            lines: Vec::new(),
+            document: Some(doc),
+        }));
+    }
+    if len <= t.read_offset {
+        return Ok(None);
+    }
+    let buf = read_at(
+        &mut t.file,
+        t.read_offset,
+        ((len - t.read_offset) as usize).min(max),
+    )?;
+    let (lines, used) = split_lines(&buf, t.read_offset, t.read_line + 1);
+    if used == 0 {
+        if buf.len() >= max && max >= super::normalize::MAX_LINE_BYTES {
+            // One line longer than a chunk: take it whole as an over-long record so it is
+            // quarantined rather than blocking the file forever.
+            let from = t.read_offset;
+            t.read_offset += buf.len() as u64;
+            t.read_line += 1;
+            return Ok(Some(Chunk {
+                key,
+                file_id: t.file_id.clone(),
+                path: t.path.display().to_string(),
+                from_offset: from,
+                initial_offset: t.initial_offset,
+                to_offset: t.read_offset,
+                to_line: t.read_line,
+                format: t.format.clone(),
+                lines: vec![RawLine {
+                    byte_offset: from,
+                    line_no: t.read_line,
+                    bytes: buf,
+                }],
+                document: None,
+            }));
+        }
+        return Ok(None); // a partial last line: wait for its newline
+    }
+    let from = t.read_offset;
+    t.read_offset += used as u64;
+    t.read_line += lines.len() as u64;
+    Ok(Some(Chunk {
+        key,
+        file_id: t.file_id.clone(),
+        path: t.path.display().to_string(),
+        from_offset: from,
+        initial_offset: t.initial_offset,
+        to_offset: t.read_offset,
+        to_line: t.read_line,
+        format: t.format.clone(),
+        lines,
+        document: None,
+    }))
+}
+
+/// True when `doc` is a complete JSON document (an incomplete one is still being written).
+fn document_complete(doc: &[u8]) -> bool {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(doc) {
+        Ok(_) => true,
+        Err(e) => !e.is_eof(),
+    }
+}
+
+// ------------------------------------------------------------------------ the async task
+
+use super::pipeline::Pipeline;
+use super::store::{self, Checkpoint, IngestBatch, IngestOutcome, WriteOp};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Bytes read from one file per chunk: big enough to amortise a commit, small enough that one
+/// file cannot starve the others.
+pub const CHUNK_BYTES: usize = 2 * 1024 * 1024;
+/// Poll interval when no filesystem event arrives (inotify misses events on some filesystems).
+const POLL: Duration = Duration::from_millis(1000);
+
+/// The tailer task.
 pub struct Tailer {
     pub watch: Vec<PathBuf>,
+    pub format: Format,
     pub db: PathBuf,
     pub pipeline: Pipeline,
     pub writer: mpsc::Sender<WriteOp>,
 }
 
+type InFlight = (
+    Key,
+    u64,
+    u64,
+    oneshot::Receiver<rusqlite::Result<IngestOutcome>>,
+);
+
 impl Tailer {
     /// Follow the watch set until the writer channel closes or `stop` is signalled.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-        let _watcher = self.start_watcher(wake_tx);
-        let mut tracked: HashMap<(u64, u64), Tracked> = HashMap::new();
+        let _watcher = start_watcher(&self.watch, wake_tx);
+        let mut follower = Follower::new(self.watch.clone(), self.format);
+        let reader = match store::open(&self.db) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("tailer cannot open {}: {e}", self.db.display());
+                return;
+            }
+        };
+        let mut inflight: VecDeque<InFlight> = VecDeque::new();
+        let mut reported: HashMap<String, String> = HashMap::new();
+        let mut scan_due = true;
         loop {
             if *stop.borrow() {
                 break;
             }
-            let more = match self.round(&mut tracked).await {
-                Ok(more) => more,
-                Err(()) => break,
-            };
-            if more {
+            if scan_due && inflight.is_empty() {
+                let notes = follower.scan(&mut |id| store::checkpoint(&reader, id).ok().flatten());
+                scan_due = false;
+                let notes: Vec<TailNote> = notes
+                    .into_iter()
+                    .filter(|n| match n {
+                        // Say once per error, not once per second.
+                        TailNote::Unreadable { path, error } => {
+                            reported.insert(path.clone(), error.clone()).as_ref() != Some(error)
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                if !notes.is_empty() && self.send_notes(notes).await.is_err() {
+                    break;
+                }
+            }
+            // Keep one chunk at the writer while the next is read and parsed.
+            let mut progressed = false;
+            while inflight.len() < 2 {
+                let chunk = match follower.next_chunk(CHUNK_BYTES) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err((path, e)) => {
+                        tracing::warn!(path = %path.display(), "read failed: {e}; will retry");
+                        break;
+                    }
+                };
+                progressed = true;
+                match self.submit(chunk).await {
+                    Some(f) => inflight.push_back(f),
+                    None => return,
+                }
+            }
+            if let Some((key, to, line, reply)) = inflight.pop_front() {
+                match reply.await {
+                    Ok(Ok(IngestOutcome::Committed(_))) => follower.committed(key, to, line),
+                    Ok(Ok(IngestOutcome::Conflict { stored })) => {
+                        follower.rewind(key, stored);
+                        // Later chunks of this file were read past a position that did not
+                        // commit: drop their results (the compare-and-set refuses them anyway).
+                        scan_due = true;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!("commit failed: {e}; re-reading");
+                        follower.rewind(key, None);
+                    }
+                    Err(_) => break,
+                }
+                continue;
+            }
+            if progressed {
                 continue;
             }
             tokio::select! {
@@ -119,179 +690,73 @@ impl Tailer {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => {}
             }
+            scan_due = true;
+        }
+        // Let what is in flight commit before stopping, so a restart resumes after it.
+        while let Some((key, to, line, reply)) = inflight.pop_front() {
+            if let Ok(Ok(IngestOutcome::Committed(_))) = reply.await {
+                follower.committed(key, to, line);
+            }
         }
         tracing::info!("tailer stopped");
     }
 
-    fn start_watcher(&self, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-        use notify::Watcher;
-        let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            // A full channel already holds a wake-up: nothing is lost by dropping this one.
-            let _ = wake.try_send(());
-        })
-        .map_err(|e| tracing::warn!("file watcher unavailable, polling only: {e}"))
-        .ok()?;
-        for p in &self.watch {
-            let target = if p.is_dir() {
-                p.clone()
-            } else {
-                p.parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| PathBuf::from("."))
-            };
-            if let Err(e) = w.watch(&target, notify::RecursiveMode::NonRecursive) {
-                tracing::warn!("cannot watch {}: {e}; polling it", target.display());
-            }
-        }
-        Some(w)
-    }
-
-    /// One pass over every file. Returns `Ok(true)` when some file had more to read than one
-    /// chunk, `Err` when the writer is gone.
-    async fn round(&self, tracked: &mut HashMap<(u64, u64), Tracked>) -> Result<bool, ()> {
-        let mut seen_at_path: HashMap<PathBuf, (u64, u64)> = HashMap::new();
-        for path in discover(&self.watch) {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let key = (meta.dev(), meta.ino());
-            seen_at_path.insert(path.clone(), key);
-            if tracked.contains_key(&key) {
-                if let Some(t) = tracked.get_mut(&key) {
-                    t.path = path;
-                }
-                continue;
-            }
-            match self.open_tracked(&path, key) {
-                Ok(Some(t)) => {
-                    tracing::info!(path = %path.display(), offset = t.offset, "following");
-                    tracked.insert(key, t);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(path = %path.display(), "cannot open: {e}; will retry"),
-            }
-        }
-        let mut more = false;
-        let keys: Vec<(u64, u64)> = tracked.keys().copied().collect();
-        for key in keys {
-            let Some(t) = tracked.get_mut(&key) else {
-                continue;
-            };
-            let (n, full) = match self.read_some(t).await {
-                Ok(r) => r,
-                Err(ReadError::WriterGone) => return Err(()),
-                Err(ReadError::Io(e)) => {
-                    tracing::warn!(path = %t.path.display(), "read failed: {e}; will retry");
-                    (0, false)
-                }
-            };
-            more |= full;
-            // A file no longer at any watched path (rotated away or deleted) is released once
-            // it has been read to its end.
-            let still_there = seen_at_path.get(&t.path) == Some(&key);
-            if !still_there && n == 0 && !full {
-                tracing::info!(path = %t.path.display(), "released (rotated or deleted)");
-                tracked.remove(&key);
-            }
-        }
-        Ok(more)
-    }
-
-    fn open_tracked(&self, path: &Path, key: (u64, u64)) -> std::io::Result<Option<Tracked>> {
-        let mut file = File::open(path)?;
-        let Some(file_id) = identify(&mut file, key.0, key.1)? else {
-            return Ok(None);
-        };
-        let conn = store::open(&self.db).map_err(std::io::Error::other)?;
-        let (offset, line_no) = store::checkpoint(&conn, &file_id)
-            .map_err(std::io::Error::other)?
-            .unwrap_or((0, 0));
-        let mut head = vec![0u8; 64 * 1024];
-        file.seek(SeekFrom::Start(0))?;
-        let n = file.read(&mut head)?;
-        head.truncate(n);
-        let format = super::format::FileFormat::detect(&head, super::format::Format::Auto);
-        Ok(Some(Tracked {
-            path: path.to_path_buf(),
-            file,
-            file_id,
-            format,
-            offset,
-            line_no,
-        }))
-    }
-
-    /// Read what is new in one file and send it as a batch. Returns bytes consumed and whether
-    /// a full chunk was read (there may be more).
-    async fn read_some(&self, t: &mut Tracked) -> Result<(u64, bool), ReadError> {
-        let len = t.file.metadata().map_err(ReadError::Io)?.len();
-        if len < t.offset {
-            // Truncated in place (copytruncate): start over from the top.
-            tracing::warn!(path = %t.path.display(), "truncated from {} to {len} bytes; reading from the start", t.offset);
-            t.offset = 0;
-            t.line_no = 0;
-        }
-        if len == t.offset {
-            return Ok((0, false));
-        }
-        let want = ((len - t.offset) as usize).min(READ_CHUNK);
-        let mut buf = vec![0u8; want];
-        t.file
-            .seek(SeekFrom::Start(t.offset))
-            .map_err(ReadError::Io)?;
-        let mut got = 0;
-        while got < want {
-            let r = t.file.read(&mut buf[got..]).map_err(ReadError::Io)?;
-            if r == 0 {
-                break;
-            }
-            got += r;
-        }
-        buf.truncate(got);
-        let (lines, used) = split_lines(&buf, t.offset, t.line_no + 1);
-        if used == 0 {
-            // Only a partial line so far: wait for its newline.
-            return Ok((0, false));
-        }
-        let n_lines = lines.len() as u64;
+    async fn submit(&self, chunk: Chunk) -> Option<InFlight> {
         let pipeline = self.pipeline.clone();
-        let label = t.path.display().to_string();
-        let format = t.format.clone();
-        let mut batch =
-            tokio::task::spawn_blocking(move || pipeline.process(&label, &format, lines))
-                .await
-                .map_err(|e| ReadError::Io(std::io::Error::other(e)))?;
-        let from = t.offset;
-        batch.checkpoint = Some(Checkpoint {
-            file_id: t.file_id.clone(),
-            path: t.path.display().to_string(),
-            from_offset: from,
-            to_offset: from + used as u64,
-            to_line: t.line_no + n_lines,
-        });
-        // Wait for the commit before moving on: the in-memory position never runs ahead of
-        // the committed checkpoint, so a failed commit is retried, not skipped.
-        let (reply, committed) = tokio::sync::oneshot::channel();
+        let (key, to, line) = (chunk.key, chunk.to_offset, chunk.to_line);
+        let batch = tokio::task::spawn_blocking(move || {
+            let mut batch = match &chunk.document {
+                Some(doc) => pipeline.process_document(&chunk.path, &chunk.format, doc),
+                None => pipeline.process(&chunk.path, &chunk.format, chunk.lines),
+            };
+            batch.checkpoint = Some(Checkpoint {
+                file_id: chunk.file_id,
+                path: chunk.path,
+                from_offset: chunk.from_offset,
+                initial_offset: chunk.initial_offset,
+                to_offset: chunk.to_offset,
+                to_line: chunk.to_line,
+            });
+            batch
+        })
+        .await
+        .ok()?;
+        let (reply, rx) = oneshot::channel();
         self.writer
             .send(WriteOp::Ingest(batch, Some(reply)))
             .await
-            .map_err(|_| ReadError::WriterGone)?;
-        match committed.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(ReadError::Io(std::io::Error::other(e))),
-            Err(_) => return Err(ReadError::WriterGone),
+            .ok()?;
+        Some((key, to, line, rx))
+    }
+
+    async fn send_notes(&self, notes: Vec<TailNote>) -> Result<(), ()> {
+        for n in &notes {
+            tracing::info!("{}", n.to_json());
         }
-        t.offset += used as u64;
-        t.line_no += n_lines;
-        Ok((used as u64, got == READ_CHUNK))
+        let batch = IngestBatch {
+            file: "(tailer)".into(),
+            notes: notes.iter().map(TailNote::to_json).collect(),
+            ..IngestBatch::default()
+        };
+        self.writer
+            .send(WriteOp::Ingest(batch, None))
+            .await
+            .map_err(|_| ())
     }
 }
 
-enum ReadError {
-    Io(std::io::Error),
-    WriterGone,
+fn start_watcher(watch: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+        // A full channel already holds a wake-up: nothing is lost by dropping this one.
+        let _ = wake.try_send(());
+    })
+    .map_err(|e| tracing::warn!("file watcher unavailable, polling only: {e}"))
+    .ok()?;
+    for dir in watch_dirs(watch) {
+        if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!("cannot watch {}: {e}; polling it", dir.display());
+        }
+    }
+    Some(w)
 }
