@@ -471,10 +471,23 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
     };
     for note in &b.notes {
         if note["event"] == "truncated" {
-            // The inode starts over: its old position means nothing now.
+            // The inode starts over, so its position no longer belongs to its identity; the row
+            // is kept under another name because a rotated copy may still resume from it (it
+            // stays findable by head).
+            let t = now();
             tx.execute(
-                "UPDATE checkpoints SET byte_offset = 0, line_no = 0, updated_at = ?2 WHERE file_id = ?1",
-                params![note["file_id"].as_str(), now()],
+                "UPDATE checkpoints SET file_id = 'truncated@' || ?2 || ':' || file_id, updated_at = ?2
+                 WHERE file_id = ?1",
+                params![note["file_id"].as_str(), t],
+            )?;
+        }
+        if note["event"] == "adopted_copy" {
+            // The copy's position is where its original had got to: record it now, so a restart
+            // before the copy has anything new still resumes there.
+            tx.execute(
+                "INSERT OR IGNORE INTO checkpoints (file_id, path, byte_offset, line_no, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![note["file_id"].as_str(), note["path"].as_str(), note["offset"].as_i64(), note["line"].as_i64(), now()],
             )?;
         }
         audit::append(
@@ -1096,4 +1109,27 @@ pub fn checkpoint(conn: &Connection, file_id: &str) -> rusqlite::Result<Option<(
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
     )
     .optional()
+}
+
+/// The tailer's view of stored checkpoints, read through a read connection.
+pub struct StoredCheckpoints<'a>(pub &'a Connection);
+
+impl super::tailer::Checkpoints for StoredCheckpoints<'_> {
+    fn get(&mut self, file_id: &str) -> Option<(u64, u64)> {
+        checkpoint(self.0, file_id).ok().flatten()
+    }
+
+    fn by_head(&mut self, head_hash: &str) -> Option<(u64, u64)> {
+        // Identities are `dev:ino:len:hash`; only full-length heads (256 bytes) are asked for.
+        self.0
+            .query_row(
+                "SELECT byte_offset, line_no FROM checkpoints WHERE file_id LIKE '%:256:' || ?1
+                 ORDER BY byte_offset DESC LIMIT 1",
+                [head_hash],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .ok()
+            .flatten()
+    }
 }

@@ -17,7 +17,7 @@
 use super::format::{FileFormat, Format};
 use super::pipeline::{split_lines, RawLine};
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -33,7 +33,7 @@ const ID_PREFIX: usize = 256;
 /// Bytes of the head given to format detection.
 const DETECT_PREFIX: usize = 64 * 1024;
 /// Truncated heads remembered for adopting a rotated copy that shows up later.
-const REMEMBERED_TRUNCATIONS: usize = 64;
+const REMEMBERED_TRUNCATIONS: usize = 256;
 
 type Key = (u64, u64);
 
@@ -54,8 +54,10 @@ pub enum TailNote {
     /// where the original had got to.
     AdoptedCopy {
         path: String,
+        file_id: String,
         from: String,
         offset: u64,
+        line: u64,
     },
     /// A file left the watch set (rotated away or deleted) and was read to its end.
     Released {
@@ -80,9 +82,16 @@ impl TailNote {
                 "event": "truncated", "path": path, "file_id": file_id, "committed": committed,
                 "new_len": new_len, "unread_bytes": unread_bytes,
             }),
-            TailNote::AdoptedCopy { path, from, offset } => {
-                json!({"event": "adopted_copy", "path": path, "copy_of": from, "offset": offset})
-            }
+            TailNote::AdoptedCopy {
+                path,
+                file_id,
+                from,
+                offset,
+                line,
+            } => json!({
+                "event": "adopted_copy", "path": path, "file_id": file_id, "copy_of": from,
+                "offset": offset, "line": line,
+            }),
             TailNote::Released {
                 path,
                 file_id,
@@ -121,7 +130,7 @@ struct Tracked {
     path: PathBuf,
     file: File,
     file_id: String,
-    head: String,
+    head: Head,
     format: FileFormat,
     /// Committed position (what the database has).
     offset: u64,
@@ -237,17 +246,60 @@ fn read_at(file: &mut File, offset: u64, max: usize) -> std::io::Result<Vec<u8>>
     Ok(buf)
 }
 
-/// The head hash of a file: its first line, or its first `ID_PREFIX` bytes when the first line
-/// is longer. `None` until that much is there: an identity that changed as the file grew would
-/// lose the checkpoint.
-fn head_hash(file: &mut File) -> std::io::Result<Option<String>> {
-    let head = read_at(file, 0, ID_PREFIX)?;
-    let prefix = match head.iter().position(|b| *b == b'\n') {
-        Some(i) => &head[..i],
-        None if head.len() == ID_PREFIX => &head[..],
-        None => return Ok(None),
-    };
-    Ok(Some(super::alert::sha256_hex(prefix)[..16].to_string()))
+/// A file's head: the hash of its first `ID_PREFIX` bytes, or of its first line while the
+/// file is shorter than that. `None` until the first line is complete: an identity that changed
+/// as the file grew would lose the checkpoint. Only a full-length head is distinctive enough to
+/// recognise a rotated copy by (every Zeek log starts with the same `#separator` line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Head {
+    pub len: usize,
+    pub hash: String,
+}
+
+impl Head {
+    fn of(file: &mut File) -> std::io::Result<Option<Head>> {
+        let head = read_at(file, 0, ID_PREFIX)?;
+        let len = if head.len() == ID_PREFIX {
+            ID_PREFIX
+        } else {
+            match head.iter().position(|b| *b == b'\n') {
+                Some(i) => i,
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(Head {
+            len,
+            hash: hash_prefix(&head[..len]),
+        }))
+    }
+
+    /// The same-length head of another file, to compare with this one.
+    fn of_len(file: &mut File, len: usize) -> Option<String> {
+        let head = read_at(file, 0, len).ok()?;
+        (head.len() == len).then(|| hash_prefix(&head))
+    }
+
+    pub fn full(&self) -> bool {
+        self.len == ID_PREFIX
+    }
+
+    /// The identity text stored with checkpoints: `dev:ino:len:hash`.
+    fn file_id(&self, key: Key) -> String {
+        format!("{}:{}:{}:{}", key.0, key.1, self.len, self.hash)
+    }
+}
+
+fn hash_prefix(b: &[u8]) -> String {
+    super::alert::sha256_hex(b)[..16].to_string()
+}
+
+/// Where the database says files are. The tailer asks by identity, and by full-length head
+/// when a file it has never seen might be a rotated copy of one it has.
+pub trait Checkpoints {
+    /// The committed `(offset, line)` of this exact file.
+    fn get(&mut self, file_id: &str) -> Option<(u64, u64)>;
+    /// The furthest committed `(offset, line)` of any file with this full-length head.
+    fn by_head(&mut self, head_hash: &str) -> Option<(u64, u64)>;
 }
 
 /// The synchronous core of the tailer.
@@ -255,8 +307,12 @@ pub struct Follower {
     watch: Vec<PathBuf>,
     forced: Format,
     files: HashMap<Key, Tracked>,
-    /// Heads of files seen truncated, with where they had got to (oldest first).
-    truncated: VecDeque<(String, u64, String)>,
+    /// Full-length heads of files no longer followed (truncated or released), with where they
+    /// had got to (oldest first): a file that appears later with that head is a copy.
+    finished: VecDeque<(String, u64, u64, String)>,
+    /// Identities whose stored checkpoint is void because the file was truncated; the writer
+    /// resets them with the note, this covers the time until it has.
+    reset: HashSet<String>,
     /// Files whose heads match a tracked file: copies waiting to be adopted if the original is
     /// truncated.
     copies: HashMap<Key, (PathBuf, Key)>,
@@ -269,7 +325,8 @@ impl Follower {
             watch,
             forced,
             files: HashMap::new(),
-            truncated: VecDeque::new(),
+            finished: VecDeque::new(),
+            reset: HashSet::new(),
             copies: HashMap::new(),
             next: 0,
         }
@@ -286,11 +343,10 @@ impl Follower {
 
     /// Look at the watch set: pick up new files (at their checkpoint from `checkpoint`), follow
     /// renames, notice truncation, deletion and rotated copies.
-    pub fn scan(
-        &mut self,
-        checkpoint: &mut dyn FnMut(&str) -> Option<(u64, u64)>,
-    ) -> Vec<TailNote> {
+    pub fn scan(&mut self, checkpoints: &mut dyn Checkpoints) -> Vec<TailNote> {
         let mut notes = Vec::new();
+        // Truncation first, so a rotated copy discovered in this pass knows its original.
+        self.check_truncation(&mut notes);
         for t in self.files.values_mut() {
             t.present = false;
         }
@@ -308,7 +364,7 @@ impl Follower {
             if self.copies.contains_key(&key) {
                 continue;
             }
-            match self.open(&path, key, checkpoint, &mut notes) {
+            match self.open(&path, key, checkpoints, &mut notes) {
                 Ok(()) => {}
                 Err(e) => notes.push(TailNote::Unreadable {
                     path: path.display().to_string(),
@@ -316,7 +372,6 @@ impl Follower {
                 }),
             }
         }
-        self.check_truncation(&mut notes);
         // Release files that left the watch set once everything in them is committed.
         let gone: Vec<Key> = self
             .files
@@ -330,6 +385,7 @@ impl Follower {
             .collect();
         for k in gone {
             if let Some(t) = self.files.remove(&k) {
+                self.remember(&t.head, t.offset, t.line_no, t.path.display().to_string());
                 notes.push(TailNote::Released {
                     path: t.path.display().to_string(),
                     file_id: t.file_id,
@@ -346,35 +402,60 @@ impl Follower {
         &mut self,
         path: &Path,
         key: Key,
-        checkpoint: &mut dyn FnMut(&str) -> Option<(u64, u64)>,
+        checkpoints: &mut dyn Checkpoints,
         notes: &mut Vec<TailNote>,
     ) -> std::io::Result<()> {
         let mut file = File::open(path)?;
-        let Some(head) = head_hash(&mut file)? else {
+        let Some(head) = Head::of(&mut file)? else {
             return Ok(());
         };
-        let file_id = format!("{}:{}:{head}", key.0, key.1);
-        let stored = checkpoint(&file_id);
-        let mut initial = 0;
-        if stored.is_none() {
-            // A copy of a file still being followed: leave it unless the original is truncated.
-            if let Some((orig, _)) = self.files.iter().find(|(_, t)| t.head == head && t.present) {
-                self.copies.insert(key, (path.to_path_buf(), *orig));
+        let file_id = head.file_id(key);
+        let stored = if self.reset.contains(&file_id) {
+            Some((0, 0))
+        } else {
+            checkpoints.get(&file_id)
+        };
+        let mut initial = (0, 0);
+        if stored.is_none() && head.full() {
+            // A copy of a file still being followed: everything in it is also in the original,
+            // so it is read only once the original is truncated or gone.
+            if let Some(orig) = self
+                .files
+                .iter()
+                .find(|(_, t)| t.head == head)
+                .map(|(k, _)| *k)
+            {
+                self.copies.insert(key, (path.to_path_buf(), orig));
                 return Ok(());
             }
-            if let Some(i) = self.truncated.iter().position(|(h, _, _)| *h == head) {
-                if let Some((_, offset, from)) = self.truncated.remove(i) {
-                    let len = file.metadata()?.len();
-                    initial = offset.min(len);
-                    notes.push(TailNote::AdoptedCopy {
-                        path: path.display().to_string(),
-                        from,
-                        offset: initial,
-                    });
-                }
+            let remembered = self
+                .finished
+                .iter()
+                .rposition(|(h, ..)| *h == head.hash)
+                .and_then(|i| self.finished.remove(i))
+                .map(|(_, o, l, from)| (o, l, from));
+            let adopted = remembered.or_else(|| {
+                checkpoints
+                    .by_head(&head.hash)
+                    .map(|(o, l)| (o, l, "(earlier run)".to_string()))
+            });
+            if let Some((offset, line, from)) = adopted {
+                let len = file.metadata()?.len();
+                initial = if offset <= len {
+                    (offset, line)
+                } else {
+                    (0, 0)
+                };
+                notes.push(TailNote::AdoptedCopy {
+                    path: path.display().to_string(),
+                    file_id: file_id.clone(),
+                    from,
+                    offset: initial.0,
+                    line: initial.1,
+                });
             }
         }
-        let (offset, line_no) = stored.unwrap_or((initial, 0));
+        let (offset, line_no) = stored.unwrap_or(initial);
         let detect = read_at(&mut file, 0, DETECT_PREFIX)?;
         let format = FileFormat::detect(&detect, self.forced);
         let len = file.metadata()?.len();
@@ -391,7 +472,7 @@ impl Follower {
                 line_no,
                 read_offset: offset,
                 read_line: line_no,
-                initial_offset: initial,
+                initial_offset: initial.0,
                 len_seen: len,
                 present: true,
             },
@@ -408,8 +489,8 @@ impl Follower {
             let len = meta.len();
             // Shorter than what was committed, or a different first line: the file was
             // truncated (and perhaps refilled past the old position before this look).
-            let head_now = head_hash(&mut t.file).ok().flatten();
-            let refilled = head_now.as_deref().is_some_and(|h| h != t.head);
+            let head_now = Head::of_len(&mut t.file, t.head.len);
+            let refilled = head_now.as_deref().is_some_and(|h| h != t.head.hash);
             if len < t.offset || refilled {
                 notes.push(TailNote::Truncated {
                     path: t.path.display().to_string(),
@@ -418,22 +499,39 @@ impl Follower {
                     new_len: len,
                     unread_bytes: t.len_seen.saturating_sub(t.offset),
                 });
-                truncated.push((*k, t.head.clone(), t.offset, t.path.display().to_string()));
+                truncated.push((
+                    *k,
+                    t.head.clone(),
+                    t.offset,
+                    t.line_no,
+                    t.path.display().to_string(),
+                ));
             } else {
                 t.len_seen = t.len_seen.max(len);
             }
         }
-        for (k, head, offset, path) in truncated {
-            // The truncated inode is a new file from now on: the next scan opens it afresh (the
-            // writer resets its checkpoint with the note). A waiting rotated copy, or one that
-            // appears later, resumes where the original had got to.
-            self.files.remove(&k);
-            self.copies.retain(|_, (_, orig)| *orig != k);
-            self.truncated.push_back((head, offset, path));
-            while self.truncated.len() > REMEMBERED_TRUNCATIONS {
-                self.truncated.pop_front();
+        for (k, head, offset, line, path) in truncated {
+            // The truncated inode is a new file from now on: it is opened afresh at zero. A
+            // waiting rotated copy, or one that appears later, resumes where it had got to.
+            if let Some(t) = self.files.remove(&k) {
+                self.reset.insert(t.file_id);
             }
+            self.copies.retain(|_, (_, orig)| *orig != k);
+            self.remember(&head, offset, line, path);
         }
+    }
+
+    fn remember(&mut self, head: &Head, offset: u64, line: u64, path: String) {
+        if head.full() {
+            self.finished
+                .push_back((head.hash.clone(), offset, line, path));
+        }
+        while self.finished.len() > REMEMBERED_TRUNCATIONS {
+            self.finished.pop_front();
+        }
+        // A copy waiting on a file that is gone can now be opened (and adopted).
+        let live: HashSet<Key> = self.files.keys().copied().collect();
+        self.copies.retain(|_, (_, orig)| live.contains(orig));
     }
 
     /// The next chunk of complete records from some file (files take turns), at most `max`
@@ -632,7 +730,7 @@ impl Tailer {
                 break;
             }
             if scan_due && inflight.is_empty() {
-                let notes = follower.scan(&mut |id| store::checkpoint(&reader, id).ok().flatten());
+                let notes = follower.scan(&mut store::StoredCheckpoints(&reader));
                 scan_due = false;
                 let notes: Vec<TailNote> = notes
                     .into_iter()
