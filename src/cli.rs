@@ -240,9 +240,7 @@ impl Setup {
             watch,
             format: crate::engine::format::Format::Auto,
             pipeline: self.pipeline(None)?,
-            incident_window: chrono::Duration::minutes(i64::from(
-                self.config.incidents.window_minutes,
-            )),
+            incident_rules: self.config.incidents.rules.clone(),
             actor: Actor::current(),
         })
     }
@@ -370,9 +368,7 @@ fn ingest(
         let writer = store::spawn_writer(
             setup.db.clone(),
             WriterConfig {
-                incident_window: chrono::Duration::minutes(i64::from(
-                    setup.config.incidents.window_minutes,
-                )),
+                incident_rules: setup.config.incidents.rules.clone(),
                 actor: Actor::current(),
             },
             rx,
@@ -623,7 +619,7 @@ fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitC
         let writer = store::spawn_writer(
             setup.db.clone(),
             WriterConfig {
-                incident_window: chrono::Duration::minutes(15),
+                incident_rules: setup.config.incidents.rules.clone(),
                 actor: actor.clone(),
             },
             rx,

@@ -28,7 +28,7 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentConfig {
-    pub window_minutes: u32,
+    pub rules: Vec<crate::engine::incident::IncidentRule>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,8 +114,13 @@ impl Config {
         let mut base: toml::Table = toml::from_str(DEFAULT)
             .map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))?;
         merge(&mut base, user);
-        Config::deserialize(toml::Value::Table(base))
-            .map_err(|e| ConfigError(format!("{}: {}", file.display(), e.message().trim())))
+        let c = Config::deserialize(toml::Value::Table(base))
+            .map_err(|e| ConfigError(format!("{}: {}", file.display(), e.message().trim())))?;
+        for r in &c.incidents.rules {
+            r.check()
+                .map_err(|e| ConfigError(format!("{}: [[incidents.rules]] {e}", file.display())))?;
+        }
+        Ok(c)
     }
 }
 
@@ -126,7 +131,9 @@ mod tests {
     #[test]
     fn embedded_default_parses() {
         let c = Config::embedded().expect("default config");
-        assert_eq!(c.incidents.window_minutes, 15);
+        assert_eq!(c.incidents.rules[0].group_by, ["rule.id", "source.ip"]);
+        assert_eq!(c.incidents.rules[0].window_minutes, 15);
+        assert_eq!(c.incidents.rules[1].window_minutes, 60);
         assert_eq!(c.risk, Bands::default());
     }
 

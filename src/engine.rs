@@ -8,6 +8,7 @@ pub mod connector;
 pub mod features;
 pub mod forest;
 pub mod format;
+pub mod incident;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -34,7 +35,7 @@ pub struct EngineConfig {
     /// Format for every watched file; `Auto` detects per file.
     pub format: format::Format,
     pub pipeline: Pipeline,
-    pub incident_window: chrono::Duration,
+    pub incident_rules: Vec<incident::IncidentRule>,
     pub actor: Actor,
 }
 
@@ -116,7 +117,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let writer_thread = store::spawn_writer(
         cfg.db.clone(),
         WriterConfig {
-            incident_window: cfg.incident_window,
+            incident_rules: cfg.incident_rules.clone(),
             actor: cfg.actor.clone(),
         },
         write_rx,

@@ -49,7 +49,10 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
         watch,
         format: Default::default(),
         pipeline: p,
-        incident_window: chrono::Duration::minutes(15),
+        incident_rules: vigil::config::Config::embedded()
+            .expect("config")
+            .incidents
+            .rules,
         actor: Actor::current(),
     })
     .expect("engine starts")

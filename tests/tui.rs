@@ -120,7 +120,10 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
     let writer = store::spawn_writer(
         db.clone(),
         WriterConfig {
-            incident_window: chrono::Duration::minutes(15),
+            incident_rules: vigil::config::Config::embedded()
+                .expect("config")
+                .incidents
+                .rules,
             actor: Actor::current(),
         },
         rx,
@@ -336,7 +339,10 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         watch: vec![watched],
         format: Default::default(),
         pipeline,
-        incident_window: chrono::Duration::minutes(15),
+        incident_rules: vigil::config::Config::embedded()
+            .expect("config")
+            .incidents
+            .rules,
         actor: Actor::current(),
     })
     .expect("engine");

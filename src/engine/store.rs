@@ -291,7 +291,7 @@ pub enum WriteOp {
 /// The writer's settings.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
-    pub incident_window: ChronoDuration,
+    pub incident_rules: Vec<super::incident::IncidentRule>,
     pub actor: Actor,
 }
 
@@ -548,11 +548,13 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
         }
         s.alerts += 1;
         let alert_id = tx.last_insert_rowid();
-        let incident = assign_incident(tx, &r.alert, r.score.risk(), cfg.incident_window)?;
-        tx.execute(
-            "UPDATE alerts SET incident_id = ?1 WHERE id = ?2",
-            params![incident, alert_id],
-        )?;
+        if let Some(incident) = assign_incident(tx, &r.alert, r.score.risk(), &cfg.incident_rules)?
+        {
+            tx.execute(
+                "UPDATE alerts SET incident_id = ?1 WHERE id = ?2",
+                params![incident, alert_id],
+            )?;
+        }
         for p in &r.proposals {
             tx.execute(
                 "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
@@ -609,51 +611,46 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
     Ok(IngestOutcome::Committed(s))
 }
 
-/// Group an alert with recent ones of the same rule from the same source (within the window);
-/// start a new incident otherwise.
+/// Put an alert into the incident its first matching rule picks: an incident with the same key
+/// whose alerts are within the rule's window of this one, or a new incident.
 fn assign_incident(
     tx: &Connection,
     a: &Alert,
     risk: Option<u8>,
-    window: ChronoDuration,
-) -> rusqlite::Result<i64> {
-    let src = a.source_ip.map(|i| i.to_string()).unwrap_or_default();
-    let key = format!(
-        "rule:{}|{}|src:{src}",
-        a.module,
-        a.rule_id
-            .as_deref()
-            .unwrap_or(a.rule_name.as_deref().unwrap_or(""))
-    );
+    rules: &[super::incident::IncidentRule],
+) -> rusqlite::Result<Option<i64>> {
+    let Some((rule, key)) = super::incident::matching(rules, a) else {
+        return Ok(None);
+    };
+    let window = ChronoDuration::minutes(i64::from(rule.window_minutes));
     let t = ts(&a.timestamp);
     let lo = ts(&(a.timestamp - window));
     let hi = ts(&(a.timestamp + window));
     let existing: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM incidents WHERE group_key = ?1 AND last_seen >= ?2 AND first_seen <= ?3
              ORDER BY last_seen DESC LIMIT 1",
-            params![key, lo, hi],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![key, lo, hi], |r| r.get(0))
         .optional()?;
     match existing {
         Some(id) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE incidents SET alert_count = alert_count + 1,
                    first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?2),
                    max_risk = max(coalesce(max_risk, -1), coalesce(?3, -1))
                  WHERE id = ?1",
-                params![id, t, risk],
-            )?;
-            Ok(id)
+            )?
+            .execute(params![id, t, risk])?;
+            Ok(Some(id))
         }
         None => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO incidents (group_key, rule_id, source_ip, first_seen, last_seen, alert_count, max_risk)
                  VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)",
-                params![key, a.rule_id, (!src.is_empty()).then_some(src.clone()), t, risk],
-            )?;
-            Ok(tx.last_insert_rowid())
+            )?
+            .execute(params![key, a.rule_id, a.source_ip.map(|i| i.to_string()), t, risk])?;
+            Ok(Some(tx.last_insert_rowid()))
         }
     }
 }
