@@ -31,9 +31,9 @@ pub struct Cli {
     /// Database file (default: vigil.db in the data directory).
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Alert file or directory to follow (repeatable). Default: config `watch`, else the
+    /// Alert file, directory or glob to follow (repeatable). Default: config `watch`, else the
     /// shipped samples.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH")]
     pub watch: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -41,6 +41,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the engine headless (for a jump host or systemd): follow the watch set until
+    /// SIGTERM or SIGINT, then commit what is in flight and exit.
+    Daemon,
     /// Read files once, store their alerts, print a JSON summary.
     Ingest {
         #[arg(required = true)]
@@ -295,6 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "start");
     match cli.command {
         None => run_tui(&setup, &cli.watch),
+        Some(Command::Daemon) => daemon(&setup, &cli.watch),
         Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
         Some(Command::Export { .. }) => export(&setup),
         Some(Command::Train {
@@ -340,6 +344,44 @@ fn run_tui(_setup: &Setup, _watch: &[PathBuf]) -> Result<ExitCode, Failure> {
     Err(Failure::Usage(
         "this vigil was built without the `tui` feature; use a subcommand (see --help)".into(),
     ))
+}
+
+/// Longest a stop may take after SIGTERM before vigil exits anyway. Nothing is lost by exiting
+/// early: an uncommitted batch is read again from the checkpoint on the next start.
+const STOP_BUDGET: std::time::Duration = std::time::Duration::from_millis(1800);
+
+fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let cfg = setup.engine_config(setup.watch(watch))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut engine = engine::start(cfg)?;
+        tracing::info!(db = %setup.db.display(), "daemon started");
+        let why = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                // Nothing asks the engine anything here, but drain its events so it never blocks.
+                ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
+            }
+        };
+        let started = std::time::Instant::now();
+        let clean = tokio::time::timeout(STOP_BUDGET, engine.shutdown())
+            .await
+            .is_ok();
+        let ms = started.elapsed().as_millis();
+        tracing::info!(why, clean, ms, "daemon stopped");
+        println!(
+            "{}",
+            serde_json::json!({"stopped": why, "clean": clean, "stop_ms": ms})
+        );
+        anyhow::Ok(())
+    })?;
+    // Leave without waiting for blocking tasks that outlived the budget.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {

@@ -1,0 +1,184 @@
+//! Crash harness: `vigil daemon` is killed with SIGKILL at random moments while a writer appends
+//! alerts and rotates files at a steady rate; after the last restart every written alert must be
+//! in the database exactly once, and no batch may have been read twice.
+//!
+//! Short run (part of `cargo test`): 5 kills. Long run, with its figures in the README:
+//!   VIGIL_KILL9_KILLS=200 cargo test --release --test kill9 -- --nocapture
+//!
+//! The sleeps here pace the load generator and pick random kill moments; they are the
+//! experiment, not waits for an event. Waiting for the daemon to catch up is event-driven
+//! (filesystem notifications on the database directory).
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn daemon(home: &Path, logs: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["daemon", "--watch", &format!("{}/*.json", logs.display())])
+        .env("VIGIL_DATA", home.join("data"))
+        .env("VIGIL_CONFIG", home.join("config"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil daemon")
+}
+
+fn alert_line(id: u64) -> String {
+    format!(
+        r#"{{"timestamp":"2024-05-01T12:00:00.{:06}Z","flow_id":{id},"event_type":"alert","src_ip":"198.51.100.{}","src_port":{},"dest_ip":"10.1.0.5","dest_port":443,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":{},"rev":1,"signature":"ET TROJAN harness beacon {id}","category":"A Network Trojan was detected","severity":1}}}}"#,
+        id % 1_000_000,
+        id % 250,
+        1024 + id % 60000,
+        2_000_000 + id % 7
+    ) + "\n"
+}
+
+struct Db(PathBuf);
+
+impl Db {
+    fn query(&self, sql: &str) -> i64 {
+        let conn = match rusqlite::Connection::open_with_flags(
+            &self.0,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) {
+            Ok(c) => c,
+            Err(_) => return 0,
+        };
+        let _ = conn.busy_timeout(Duration::from_secs(5));
+        conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+    }
+    fn alerts(&self) -> i64 {
+        self.query("SELECT count(*) FROM alerts")
+    }
+    /// Alerts read a second time: each batch records how many of its alerts were already stored.
+    fn reread(&self) -> i64 {
+        self.query(
+            "SELECT coalesce(sum(json_extract(detail, '$.summary.duplicates')), 0) FROM audit WHERE kind = 'ingest_batch'",
+        )
+    }
+}
+
+/// Block until `done()` holds, re-checking on every change in `dir`; fail after `limit`.
+fn wait_until(dir: &Path, limit: Duration, what: &str, done: impl Fn() -> bool) {
+    use notify::Watcher;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut w = notify::recommended_watcher(move |_e| {
+        let _ = tx.send(());
+    })
+    .expect("watcher");
+    w.watch(dir, notify::RecursiveMode::NonRecursive)
+        .expect("watch");
+    let deadline = Instant::now() + limit;
+    while !done() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what}");
+        // A change in the database directory is the event; the timeout only bounds the wait.
+        let _ = rx.recv_timeout(left.min(Duration::from_millis(500)));
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let kills: u32 = std::env::var("VIGIL_KILL9_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let seed: u64 = std::env::var("VIGIL_KILL9_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9);
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let db = Db(data.join("vigil.db"));
+
+    // The load: 40 alerts every 10 ms (4,000/s), renamed aside every 3,000 alerts.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, written, logs) = (stop.clone(), written.clone(), logs.clone());
+        std::thread::spawn(move || {
+            let mut id = 0u64;
+            let mut rotations = 0;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(logs.join("eve.json"))
+                .expect("open");
+            while !stop.load(Ordering::Relaxed) {
+                let mut buf = String::new();
+                for _ in 0..40 {
+                    buf.push_str(&alert_line(id));
+                    id += 1;
+                }
+                f.write_all(buf.as_bytes()).expect("append");
+                written.store(id, Ordering::Relaxed);
+                if id % 3000 == 0 {
+                    rotations += 1;
+                    std::fs::rename(
+                        logs.join("eve.json"),
+                        logs.join(format!("eve-{rotations}.json")),
+                    )
+                    .expect("rotate");
+                    f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(logs.join("eve.json"))
+                        .expect("open");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    for _ in 0..kills {
+        let mut child = daemon(home.path(), &logs);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
+        let _ = child.wait();
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+    let total = written.load(Ordering::Relaxed) as i64;
+
+    // One last run catches up, then stops cleanly on SIGTERM.
+    let child = daemon(home.path(), &logs);
+    wait_until(
+        &data,
+        Duration::from_secs(120),
+        "the daemon to catch up",
+        || db.alerts() >= total,
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    let out = child.wait_with_output().expect("daemon exit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stop line");
+    assert_eq!(stopped["stopped"], "SIGTERM");
+    assert_eq!(stopped["clean"], true, "{stopped}");
+
+    let stored = db.alerts();
+    let lost = total - stored;
+    let reread = db.reread();
+    println!(
+        "{}",
+        serde_json::json!({"kills": kills, "written": total, "stored": stored, "lost": lost,
+                           "duplicated": reread, "stop_ms": stopped["stop_ms"]})
+    );
+    assert_eq!(lost, 0, "alerts lost");
+    assert_eq!(reread, 0, "alerts read twice");
+}
