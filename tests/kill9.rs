@@ -182,3 +182,54 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     assert_eq!(lost, 0, "alerts lost");
     assert_eq!(reread, 0, "alerts read twice");
 }
+
+/// Two daemons on one database and one set of files: the checkpoint compare-and-set lets only
+/// one of them commit each range, so nothing is stored or read twice.
+#[test]
+fn two_daemons_on_one_database_never_double_ingest() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let db = Db(data.join("vigil.db"));
+    // Create the database first so both daemons open the same schema.
+    let first = daemon(home.path(), &logs);
+    wait_until(&data, Duration::from_secs(30), "the database", || {
+        data.join("vigil.db").exists()
+    });
+    let second = daemon(home.path(), &logs);
+    let total = 6000u64;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("eve.json"))
+        .expect("open");
+    for chunk in 0..(total / 500) {
+        let mut buf = String::new();
+        for id in chunk * 500..(chunk + 1) * 500 {
+            buf.push_str(&alert_line(id));
+        }
+        f.write_all(buf.as_bytes()).expect("append");
+    }
+    wait_until(
+        &data,
+        Duration::from_secs(60),
+        "both daemons to finish",
+        || db.alerts() >= total as i64,
+    );
+    for c in [first, second] {
+        kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+        let out = c.wait_with_output().expect("exit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(db.alerts(), total as i64);
+    assert_eq!(db.reread(), 0, "a range was read by both daemons");
+    // Both did take part: refused (conflicting) batches are how the loser learns to skip ahead.
+    let committed_batches = db.query("SELECT count(*) FROM audit WHERE kind = 'ingest_batch'");
+    assert!(committed_batches >= 1);
+}
