@@ -41,6 +41,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Measure vigil on this machine; prints one JSON line.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Run the engine headless (for a jump host or systemd): follow the watch set until
     /// SIGTERM or SIGINT, then commit what is in flight and exit.
     Daemon,
@@ -108,6 +113,21 @@ pub enum Command {
         id: i64,
         #[arg(long, required = true)]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// End-to-end ingest rate (file → committed, scored rows), the raw SQLite insert rate of the
+    /// same rows, their ratio, and append → commit latency at a steady rate.
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        alerts: usize,
+        /// Alerts per second for the latency run.
+        #[arg(long, default_value_t = 5000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -299,6 +319,26 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         None => run_tui(&setup, &cli.watch),
         Some(Command::Daemon) => daemon(&setup, &cli.watch),
+        Some(Command::Bench {
+            what:
+                BenchCommand::Ingest {
+                    alerts,
+                    rate,
+                    seconds,
+                },
+        }) => {
+            let pipeline = setup.pipeline(None)?;
+            let rules = setup.config.incidents.rules.clone();
+            let v = runtime()?.block_on(crate::bench::ingest(
+                pipeline,
+                rules,
+                alerts.max(1),
+                rate.max(100),
+                seconds.max(1),
+            ))?;
+            println!("{v}");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
         Some(Command::Export { .. }) => export(&setup),
         Some(Command::Train {

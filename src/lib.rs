@@ -4,6 +4,7 @@
 //! terminal crate; `tui` (behind the default `tui` feature) only draws engine state and sends
 //! commands back.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

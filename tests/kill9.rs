@@ -123,7 +123,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
                 }
                 f.write_all(buf.as_bytes()).expect("append");
                 written.store(id, Ordering::Relaxed);
-                if id % 3000 == 0 {
+                if id.is_multiple_of(3000) {
                     rotations += 1;
                     std::fs::rename(
                         logs.join("eve.json"),

@@ -52,7 +52,9 @@ pub struct Alert {
     pub technique_ids: Vec<String>,
     pub tactics: Vec<String>,
     pub message: Option<String>,
-    /// The producer's document exactly as read (ECS `event.original`).
+    /// The producer's document exactly as read (ECS `event.original`). Stored in its own
+    /// column, not inside the alert's JSON.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub original: String,
 }
 
@@ -87,6 +89,16 @@ impl Alert {
     /// The alert as a nested ECS document. `event.original` carries the raw document so nothing
     /// the producer said is lost.
     pub fn to_ecs(&self) -> Value {
+        let mut doc = self.to_ecs_fields();
+        if let Value::Object(m) = &mut doc {
+            put_path(m, "event.original", json!(self.original));
+        }
+        doc
+    }
+
+    /// The ECS document without `event.original`: what playbooks match on (the raw text is not
+    /// a field to match, and copying it for every alert costs more than the rest together).
+    pub fn to_ecs_fields(&self) -> Value {
         let mut m = Map::new();
         put_path(
             &mut m,
@@ -127,7 +139,6 @@ impl Alert {
             put_path(&mut m, "threat.tactic.name", json!(self.tactics));
         }
         opt(&mut m, "message", &self.message);
-        put_path(&mut m, "event.original", json!(self.original));
         Value::Object(m)
     }
 }
@@ -135,44 +146,127 @@ impl Alert {
 /// Serialise JSON with object keys sorted at every level: the one canonical form used for
 /// fingerprints and hashes, so key order in the source never changes an identity.
 pub fn canonical_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String((*k).clone()).to_string());
-                    out.push(':');
-                    if let Some(val) = m.get(*k) {
-                        write(val, out);
-                    }
-                }
-                out.push('}');
-            }
-            Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
+    let mut out = Vec::new();
+    write_canonical(v, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// SHA-256 of the canonical form of `v`, streamed into the hasher without building the text.
+pub fn canonical_sha256(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    struct HashWriter(Sha256);
+    impl Sink for HashWriter {
+        fn put(&mut self, b: &[u8]) {
+            self.0.update(b);
         }
     }
-    let mut s = String::new();
-    write(v, &mut s);
-    s
+    let mut h = HashWriter(Sha256::new());
+    write_canonical(v, &mut h);
+    hex::encode(h.0.finalize())
+}
+
+trait Sink {
+    fn put(&mut self, b: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, b: &[u8]) {
+        self.extend_from_slice(b);
+    }
+}
+
+fn write_canonical(v: &Value, out: &mut impl Sink) {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.put(b"{");
+            for (i, (k, val)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.put(b",");
+                }
+                write_str(k, out);
+                out.put(b":");
+                write_canonical(val, out);
+            }
+            out.put(b"}");
+        }
+        Value::Array(a) => {
+            out.put(b"[");
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.put(b",");
+                }
+                write_canonical(x, out);
+            }
+            out.put(b"]");
+        }
+        Value::String(s) => write_str(s, out),
+        other => out.put(other.to_string().as_bytes()),
+    }
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it, written without a temporary.
+fn write_str(s: &str, out: &mut impl Sink) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.put(b"\"");
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.put(&bytes[start..i]);
+                out.put(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.put(&bytes[start..i]);
+        out.put(esc);
+        start = i + 1;
+    }
+    out.put(&bytes[start..]);
+    out.put(b"\"");
 }
 
 /// SHA-256 of `bytes` as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_sorts_keys_and_escapes_like_serde_json() {
+        let v: Value = serde_json::from_str(
+            r#"{"b":1,"a":{"y":"q\"\\\n\u0001\u001f é","x":[true,null,1.5]}}"#,
+        )
+        .expect("json");
+        let c = canonical_json(&v);
+        assert_eq!(
+            c,
+            r#"{"a":{"x":[true,null,1.5],"y":"q\"\\\n\u0001\u001f é"},"b":1}"#
+        );
+        let reparsed: Value = serde_json::from_str(&c).expect("canonical is JSON");
+        assert_eq!(reparsed, v);
+        assert_eq!(canonical_sha256(&v), sha256_hex(c.as_bytes()));
+    }
 }

@@ -4,7 +4,7 @@
 mod suricata;
 mod wazuh;
 
-use super::alert::{canonical_json, sha256_hex, Alert};
+use super::alert::Alert;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -70,7 +70,7 @@ pub fn normalize_line(line: &[u8]) -> Result<Parsed, Reject> {
 
 /// Fingerprint from the canonical document: used when the producer gives no id of its own.
 pub fn content_fingerprint(doc: &Value) -> String {
-    sha256_hex(canonical_json(doc).as_bytes())
+    super::alert::canonical_sha256(doc)
 }
 
 // ---- field helpers shared by the producers: each error names the field ----

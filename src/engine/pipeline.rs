@@ -7,7 +7,7 @@ use super::format::FileFormat;
 use super::normalize::Parsed;
 use super::playbook::Playbook;
 use super::score::Scorer;
-use super::store::{ecs_document, IngestBatch, Quarantined, ReadyAlert};
+use super::store::{match_document, IngestBatch, Quarantined, ReadyAlert};
 use std::sync::Arc;
 
 /// Everything needed to turn a line into a stored alert.
@@ -79,23 +79,36 @@ impl Pipeline {
     ) {
         batch.read += 1;
         match parsed {
-            Ok(Parsed::Alert(alert, fingerprint)) => {
+            Ok(Parsed::Alert(mut alert, fingerprint)) => {
                 let score = self.scorer.score(&alert);
-                let doc = ecs_document(0, &alert, &score, None, &fingerprint);
+                let view = AlertFields {
+                    alert: &alert,
+                    score: &score,
+                    fingerprint: &fingerprint,
+                    doc: std::cell::OnceCell::new(),
+                };
                 let mut proposals = Vec::new();
-                for pb in self.playbooks.iter().filter(|p| p.matches(&doc)) {
-                    let (mut p, skipped) = pb.propose(&doc, &self.connectors);
+                for pb in self.playbooks.iter().filter(|p| p.matches(&view)) {
+                    let (mut p, skipped) = pb.propose(view.doc(), &self.connectors);
                     for s in skipped {
                         tracing::debug!("proposal not made: {s}");
                     }
                     proposals.append(&mut p);
                 }
+                // Serialised here, on the parsing thread, so the one writer only binds text. The
+                // raw document has its own column; it is not repeated inside the alert's JSON.
+                let original = std::mem::take(&mut alert.original);
+                let alert_json = serde_json::to_string(&alert).unwrap_or_default();
+                alert.original = original;
+                let score_json = serde_json::to_string(&score).unwrap_or_default();
                 batch.alerts.push(ReadyAlert {
                     alert: *alert,
                     fingerprint,
                     score,
                     proposals,
                     line_no,
+                    alert_json,
+                    score_json,
                 });
             }
             Ok(Parsed::Skipped) => batch.skipped += 1,
@@ -108,6 +121,35 @@ impl Pipeline {
                     raw,
                 });
             }
+        }
+    }
+}
+
+/// An alert as playbook conditions see it (see `playbook::Fields`).
+struct AlertFields<'a> {
+    alert: &'a super::alert::Alert,
+    score: &'a super::score::Score,
+    fingerprint: &'a str,
+    doc: std::cell::OnceCell<serde_json::Value>,
+}
+
+impl AlertFields<'_> {
+    fn doc(&self) -> &serde_json::Value {
+        self.doc
+            .get_or_init(|| match_document(self.alert, self.score, self.fingerprint))
+    }
+}
+
+impl super::playbook::Fields for AlertFields<'_> {
+    fn field(&self, path: &str) -> Option<serde_json::Value> {
+        use serde_json::json;
+        match path {
+            "vigil.risk" => self.score.risk().map(|r| json!(r)),
+            "rule.id" | "rule.name" | "rule.category" | "source.ip" | "destination.ip"
+            | "host.name" | "user.name" | "event.module" | "network.transport" => {
+                super::incident::field(self.alert, path).map(serde_json::Value::String)
+            }
+            other => super::playbook::Fields::field(self.doc(), other),
         }
     }
 }

@@ -109,6 +109,19 @@ pub fn call_hash(connector: &str, params: &Map<String, Value>) -> String {
     sha256_hex(canonical_json(&doc).as_bytes())
 }
 
+/// Where match conditions read fields. A document answers from itself; the pipeline answers
+/// common fields straight from the alert and builds the full document only when asked for
+/// anything else (most alerts fail the first condition, so most never need it).
+pub trait Fields {
+    fn field(&self, path: &str) -> Option<Value>;
+}
+
+impl Fields for Value {
+    fn field(&self, path: &str) -> Option<Value> {
+        get_path(self, path).filter(|v| !v.is_null()).cloned()
+    }
+}
+
 /// A playbook problem: `file:line:column: message` when the YAML parser knows the place,
 /// `file: playbook NAME, step ID: message` otherwise.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -131,17 +144,17 @@ impl Condition {
         .count()
     }
 
-    fn holds(&self, doc: &Value) -> bool {
-        let v = get_path(doc, &self.field).filter(|v| !v.is_null());
+    fn holds(&self, doc: &dyn Fields) -> bool {
+        let v = doc.field(&self.field);
         if let Some(want) = self.exists {
             return v.is_some() == want;
         }
         let Some(v) = v else { return false };
         // A list field (threat.technique.id) holds when any element does.
-        if let Value::Array(items) = v {
+        if let Value::Array(items) = &v {
             return items.iter().any(|i| self.holds_scalar(i));
         }
-        self.holds_scalar(v)
+        self.holds_scalar(&v)
     }
 
     fn holds_scalar(&self, v: &Value) -> bool {
@@ -174,7 +187,7 @@ impl Condition {
 }
 
 impl Playbook {
-    pub fn matches(&self, doc: &Value) -> bool {
+    pub fn matches(&self, doc: &dyn Fields) -> bool {
         self.matcher.all.iter().all(|c| c.holds(doc))
             && (self.matcher.any.is_empty() || self.matcher.any.iter().any(|c| c.holds(doc)))
     }

@@ -140,8 +140,9 @@ impl Scorer {
             }
         };
         let x = features::extract(alert);
-        let p = model.forest.predict_proba(&x).clamp(0.0, 1.0);
+        // One walk gives both: the prediction is the bias plus every contribution.
         let (bias, contrib) = model.forest.explain(&x);
+        let p = (bias + contrib.iter().sum::<f64>()).clamp(0.0, 1.0);
         let mut top: Vec<Contribution> = contrib
             .iter()
             .enumerate()

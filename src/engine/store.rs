@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     score TEXT NOT NULL,
     incident_id INTEGER REFERENCES incidents(id),
     alert TEXT NOT NULL,
+    original TEXT NOT NULL DEFAULT '',
     source_file TEXT,
     source_line INTEGER
 );
@@ -129,8 +131,23 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A 64 MiB page cache keeps the queue and fingerprint indexes in memory while ingesting.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.execute_batch(SCHEMA)?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Bring a database made by an earlier vigil up to this schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_original: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('alerts') WHERE name = 'original'")?
+        .exists([])?;
+    if !has_original {
+        conn.execute_batch("ALTER TABLE alerts ADD COLUMN original TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
 }
 
 /// Open an existing database without any write access: for readers, exports and offline
@@ -157,6 +174,9 @@ pub struct ReadyAlert {
     pub score: Score,
     pub proposals: Vec<ProposedAction>,
     pub line_no: u64,
+    /// `alert` without its raw document, and `score`, as stored.
+    pub alert_json: String,
+    pub score_json: String,
 }
 
 /// A line that could not become an alert, kept with its reason.
@@ -315,6 +335,7 @@ pub fn spawn_writer(
         .name("vigil-writer".into())
         .spawn(move || {
             let mut generation = 0u64;
+            let mut incidents = IncidentCache::default();
             while let Some(first) = ops.blocking_recv() {
                 let mut batch = vec![first];
                 while batch.len() < MAX_OPS_PER_TX {
@@ -323,7 +344,7 @@ pub fn spawn_writer(
                         Err(_) => break,
                     }
                 }
-                let wrote = apply_ops(&mut conn, &cfg, batch);
+                let wrote = apply_ops(&mut conn, &cfg, &mut incidents, batch);
                 if wrote {
                     generation += 1;
                     let _ = changed.send(generation);
@@ -348,7 +369,12 @@ enum Reply {
     ),
 }
 
-fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bool {
+fn apply_ops(
+    conn: &mut Connection,
+    cfg: &WriterConfig,
+    incidents: &mut IncidentCache,
+    ops: Vec<WriteOp>,
+) -> bool {
     let mut replies = Vec::with_capacity(ops.len());
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -372,7 +398,7 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
         };
         let (reply, ok) = match op {
             WriteOp::Ingest(batch, reply) => {
-                let r = ingest(&sp, cfg, &batch);
+                let r = ingest(&sp, cfg, incidents, &batch);
                 let ok = r.is_ok();
                 if let Err(e) = &r {
                     tracing::error!(file = %batch.file, "ingest batch failed: {e}");
@@ -414,6 +440,8 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
         let committed = if ok {
             sp.commit()
         } else {
+            // Cached incident counts may include the rolled-back alerts.
+            incidents.clear();
             sp.rollback().and_then(|()| sp.commit())
         };
         if let Err(e) = committed {
@@ -422,6 +450,7 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
         replies.extend(reply);
     }
     if let Err(e) = tx.commit() {
+        incidents.clear();
         tracing::error!("writer: commit failed: {e}");
         let msg = e.to_string();
         for r in replies {
@@ -463,7 +492,12 @@ fn fail_op(op: WriteOp, msg: &str) {
     }
 }
 
-fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Result<IngestOutcome> {
+fn ingest(
+    tx: &Connection,
+    cfg: &WriterConfig,
+    incidents: &mut IncidentCache,
+    b: &IngestBatch,
+) -> rusqlite::Result<IngestOutcome> {
     let mut s = IngestSummary {
         read: b.read,
         skipped: b.skipped,
@@ -517,72 +551,49 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
         )?;
     }
     let ingested_at = now();
+    // Duplicates are found first so the incident is known before the row is written: each row
+    // is written once, with its incident, instead of inserted and then rewritten.
+    let mut exists = tx.prepare_cached("SELECT 1 FROM alerts WHERE fingerprint = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
+           destination_ip, risk, band, score, alert, original, source_file, source_line, incident_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    let mut in_batch = std::collections::HashSet::new();
     for r in &b.alerts {
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
-               destination_ip, risk, band, score, alert, source_file, source_line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                r.fingerprint,
-                ts(&r.alert.timestamp),
-                ingested_at,
-                r.alert.module,
-                r.alert.severity.level(),
-                r.alert.rule_name,
-                r.alert.source_ip.map(|i| i.to_string()),
-                r.alert.destination_ip.map(|i| i.to_string()),
-                r.score.risk(),
-                match &r.score {
-                    Score::Scored { band, .. } => Some(band.label()),
-                    Score::Unscored { .. } => None,
-                },
-                serde_json::to_string(&r.score).unwrap_or_default(),
-                serde_json::to_string(&r.alert).unwrap_or_default(),
-                b.file,
-                r.line_no as i64,
-            ],
-        )?;
-        if inserted == 0 {
+        if !in_batch.insert(r.fingerprint.as_str()) || exists.exists([&r.fingerprint])? {
             s.duplicates += 1;
             continue;
         }
+        let incident = incidents.assign(tx, &r.alert, r.score.risk(), &cfg.incident_rules)?;
+        insert.execute(params![
+            r.fingerprint,
+            ts(&r.alert.timestamp),
+            ingested_at,
+            r.alert.module,
+            r.alert.severity.level(),
+            r.alert.rule_name,
+            r.alert.source_ip.map(|i| i.to_string()),
+            r.alert.destination_ip.map(|i| i.to_string()),
+            r.score.risk(),
+            match &r.score {
+                Score::Scored { band, .. } => Some(band.label()),
+                Score::Unscored { .. } => None,
+            },
+            r.score_json,
+            r.alert_json,
+            r.alert.original,
+            b.file,
+            r.line_no as i64,
+            incident,
+        ])?;
         s.alerts += 1;
         let alert_id = tx.last_insert_rowid();
-        if let Some(incident) = assign_incident(tx, &r.alert, r.score.risk(), &cfg.incident_rules)?
-        {
-            tx.execute(
-                "UPDATE alerts SET incident_id = ?1 WHERE id = ?2",
-                params![incident, alert_id],
-            )?;
-        }
         for p in &r.proposals {
-            tx.execute(
-                "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
-                   approval, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'proposed', ?9)",
-                params![
-                    p.playbook,
-                    p.step,
-                    p.title,
-                    p.connector,
-                    Value::Object(p.params.clone()).to_string(),
-                    p.rendered,
-                    p.call_hash,
-                    p.approval.as_str(),
-                    ingested_at
-                ],
-            )?;
-            let action_id: i64 = tx.query_row(
-                "SELECT id FROM actions WHERE playbook = ?1 AND step = ?2 AND call_hash = ?3",
-                params![p.playbook, p.step, p.call_hash],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO action_alerts (action_id, alert_id) VALUES (?1, ?2)",
-                params![action_id, alert_id],
-            )?;
+            propose(tx, p, alert_id, &ingested_at)?;
         }
     }
+    incidents.flush(tx)?;
     for q in &b.quarantined {
         tx.execute(
             "INSERT INTO quarantine (at, file, byte_offset, line_no, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -611,47 +622,195 @@ fn ingest(tx: &Connection, cfg: &WriterConfig, b: &IngestBatch) -> rusqlite::Res
     Ok(IngestOutcome::Committed(s))
 }
 
-/// Put an alert into the incident its first matching rule picks: an incident with the same key
-/// whose alerts are within the rule's window of this one, or a new incident.
-fn assign_incident(
-    tx: &Connection,
-    a: &Alert,
-    risk: Option<u8>,
-    rules: &[super::incident::IncidentRule],
-) -> rusqlite::Result<Option<i64>> {
-    let Some((rule, key)) = super::incident::matching(rules, a) else {
-        return Ok(None);
-    };
-    let window = ChronoDuration::minutes(i64::from(rule.window_minutes));
-    let t = ts(&a.timestamp);
-    let lo = ts(&(a.timestamp - window));
-    let hi = ts(&(a.timestamp + window));
-    let existing: Option<i64> = tx
+/// Insert a batch's alert rows with a plain prepared INSERT in one transaction and nothing
+/// else: the baseline `vigil bench ingest` compares the real path against.
+///
+/// # Errors
+/// SQLite errors.
+pub fn insert_raw(conn: &Connection, b: &IngestBatch) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
+               destination_ip, risk, band, score, alert, original, source_file, source_line)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        let at = now();
+        for r in &b.alerts {
+            stmt.execute(params![
+                r.fingerprint,
+                ts(&r.alert.timestamp),
+                at,
+                r.alert.module,
+                r.alert.severity.level(),
+                r.alert.rule_name,
+                r.alert.source_ip.map(|i| i.to_string()),
+                r.alert.destination_ip.map(|i| i.to_string()),
+                r.score.risk(),
+                match &r.score {
+                    Score::Scored { band, .. } => Some(band.label()),
+                    Score::Unscored { .. } => None,
+                },
+                r.score_json,
+                r.alert_json,
+                r.alert.original,
+                b.file,
+                r.line_no as i64,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+fn propose(tx: &Connection, p: &ProposedAction, alert_id: i64, at: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
+           approval, status, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'proposed', ?9)",
+    )?
+    .execute(params![
+        p.playbook,
+        p.step,
+        p.title,
+        p.connector,
+        Value::Object(p.params.clone()).to_string(),
+        p.rendered,
+        p.call_hash,
+        p.approval.as_str(),
+        at
+    ])?;
+    let action_id: i64 = tx
         .prepare_cached(
-            "SELECT id FROM incidents WHERE group_key = ?1 AND last_seen >= ?2 AND first_seen <= ?3
-             ORDER BY last_seen DESC LIMIT 1",
+            "SELECT id FROM actions WHERE playbook = ?1 AND step = ?2 AND call_hash = ?3",
         )?
-        .query_row(params![key, lo, hi], |r| r.get(0))
-        .optional()?;
-    match existing {
-        Some(id) => {
-            tx.prepare_cached(
-                "UPDATE incidents SET alert_count = alert_count + 1,
-                   first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?2),
-                   max_risk = max(coalesce(max_risk, -1), coalesce(?3, -1))
-                 WHERE id = ?1",
-            )?
-            .execute(params![id, t, risk])?;
-            Ok(Some(id))
+        .query_row(params![p.playbook, p.step, p.call_hash], |r| r.get(0))?;
+    tx.prepare_cached("INSERT OR IGNORE INTO action_alerts (action_id, alert_id) VALUES (?1, ?2)")?
+        .execute(params![action_id, alert_id])?;
+    Ok(())
+}
+
+/// The writer's memory of recent incidents, so most alerts join one without a query; counts
+/// are applied once per batch. Another process may add to the same incidents: counts are
+/// increments, so they stay right.
+#[derive(Default)]
+pub struct IncidentCache {
+    by_key: HashMap<String, CachedIncident>,
+}
+
+struct CachedIncident {
+    id: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    added: u64,
+    max_risk: Option<u8>,
+}
+
+/// Entries kept before the cache starts over (each is small; this bounds a long-running writer).
+const INCIDENT_CACHE_LIMIT: usize = 100_000;
+
+impl IncidentCache {
+    /// Forget everything (after a rolled-back batch, the cached counts may not match the rows).
+    pub fn clear(&mut self) {
+        self.by_key.clear();
+    }
+
+    /// Put an alert into the incident its first matching rule picks: one with the same key
+    /// whose alerts are within the rule's window of this one, or a new one.
+    fn assign(
+        &mut self,
+        tx: &Connection,
+        a: &Alert,
+        risk: Option<u8>,
+        rules: &[super::incident::IncidentRule],
+    ) -> rusqlite::Result<Option<i64>> {
+        let Some((rule, key)) = super::incident::matching(rules, a) else {
+            return Ok(None);
+        };
+        let window = ChronoDuration::minutes(i64::from(rule.window_minutes));
+        let t = a.timestamp;
+        let fits = |c: &CachedIncident| c.last >= t - window && c.first <= t + window;
+        if !self.by_key.get(&key).is_some_and(fits) {
+            let found = tx
+                .prepare_cached(
+                    "SELECT id, first_seen, last_seen FROM incidents
+                     WHERE group_key = ?1 AND last_seen >= ?2 AND first_seen <= ?3
+                     ORDER BY last_seen DESC LIMIT 1",
+                )?
+                .query_row(params![key, ts(&(t - window)), ts(&(t + window))], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
+                .optional()?;
+            let cached = match found {
+                Some((id, first, last)) => CachedIncident {
+                    id,
+                    first: super::normalize::parse_timestamp(&first).unwrap_or(t),
+                    last: super::normalize::parse_timestamp(&last).unwrap_or(t),
+                    added: 0,
+                    max_risk: None,
+                },
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO incidents (group_key, rule_id, source_ip, first_seen, last_seen, alert_count, max_risk)
+                         VALUES (?1, ?2, ?3, ?4, ?4, 0, NULL)",
+                    )?
+                    .execute(params![key, a.rule_id, a.source_ip.map(|i| i.to_string()), ts(&t)])?;
+                    CachedIncident {
+                        id: tx.last_insert_rowid(),
+                        first: t,
+                        last: t,
+                        added: 0,
+                        max_risk: None,
+                    }
+                }
+            };
+            if self.by_key.len() >= INCIDENT_CACHE_LIMIT {
+                self.by_key.clear();
+            }
+            if let Some(old) = self.by_key.insert(key.clone(), cached) {
+                if old.added > 0 {
+                    Self::write(tx, &old)?;
+                }
+            }
         }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO incidents (group_key, rule_id, source_ip, first_seen, last_seen, alert_count, max_risk)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)",
-            )?
-            .execute(params![key, a.rule_id, a.source_ip.map(|i| i.to_string()), t, risk])?;
-            Ok(Some(tx.last_insert_rowid()))
+        let Some(c) = self.by_key.get_mut(&key) else {
+            return Ok(None);
+        };
+        c.added += 1;
+        c.first = c.first.min(t);
+        c.last = c.last.max(t);
+        c.max_risk = c.max_risk.max(risk);
+        Ok(Some(c.id))
+    }
+
+    fn write(tx: &Connection, c: &CachedIncident) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE incidents SET alert_count = alert_count + ?2,
+               first_seen = min(first_seen, ?3), last_seen = max(last_seen, ?4),
+               max_risk = max(coalesce(max_risk, -1), coalesce(?5, -1))
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            c.id,
+            c.added as i64,
+            ts(&c.first),
+            ts(&c.last),
+            c.max_risk
+        ])?;
+        Ok(())
+    }
+
+    /// Apply this batch's counts.
+    fn flush(&mut self, tx: &Connection) -> rusqlite::Result<()> {
+        for c in self.by_key.values_mut().filter(|c| c.added > 0) {
+            Self::write(tx, c)?;
+            c.added = 0;
+            c.max_risk = None;
         }
+        Ok(())
     }
 }
 
@@ -977,7 +1136,7 @@ pub fn actions(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<
 pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<AlertDetail>> {
     let row = conn
         .query_row(
-            "SELECT a.alert, a.score, a.incident_id, i.alert_count FROM alerts a
+            "SELECT a.alert, a.score, a.incident_id, i.alert_count, a.original FROM alerts a
              LEFT JOIN incidents i ON i.id = a.incident_id WHERE a.id = ?1",
             [id],
             |r| {
@@ -986,11 +1145,12 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             },
         )
         .optional()?;
-    let Some((alert, score, incident_id, count)) = row else {
+    let Some((alert, score, incident_id, count, original)) = row else {
         return Ok(None);
     };
     let to_err = |e: serde_json::Error| {
@@ -1007,9 +1167,11 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
     for a in &mut actions {
         a.alert_ids = action_alerts(conn, a.id)?;
     }
+    let mut alert: Alert = serde_json::from_str(&alert).map_err(to_err)?;
+    alert.original = original;
     Ok(Some(AlertDetail {
         id,
-        alert: serde_json::from_str(&alert).map_err(to_err)?,
+        alert,
         score: serde_json::from_str(&score).map_err(to_err)?,
         incident_id,
         incident_count: count.map(|c| c as u64),
@@ -1025,18 +1187,25 @@ pub fn export(
     conn: &Connection,
     mut f: impl FnMut(Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut stmt =
-        conn.prepare("SELECT id, alert, score, incident_id, fingerprint FROM alerts ORDER BY id")?;
+    let mut stmt = conn.prepare(
+        "SELECT id, alert, score, incident_id, fingerprint, original FROM alerts ORDER BY id",
+    )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        let alert: Alert = serde_json::from_str(&r.get::<_, String>(1)?)?;
+        let mut alert: Alert = serde_json::from_str(&r.get::<_, String>(1)?)?;
+        alert.original = r.get(5)?;
         let score: Score = serde_json::from_str(&r.get::<_, String>(2)?)?;
         let incident: Option<i64> = r.get(3)?;
         let fp: String = r.get(4)?;
         f(ecs_document(id, &alert, &score, incident, &fp))?;
     }
     Ok(())
+}
+
+/// What playbooks match on: the ECS fields and `vigil.*`, without the raw document.
+pub fn match_document(alert: &Alert, score: &Score, fingerprint: &str) -> Value {
+    with_vigil(alert.to_ecs_fields(), 0, alert, score, None, fingerprint)
 }
 
 /// The export shape of one stored alert.
@@ -1047,7 +1216,17 @@ pub fn ecs_document(
     incident: Option<i64>,
     fingerprint: &str,
 ) -> Value {
-    let mut doc = alert.to_ecs();
+    with_vigil(alert.to_ecs(), id, alert, score, incident, fingerprint)
+}
+
+fn with_vigil(
+    mut doc: Value,
+    id: i64,
+    alert: &Alert,
+    score: &Score,
+    incident: Option<i64>,
+    fingerprint: &str,
+) -> Value {
     if let Value::Object(m) = &mut doc {
         let vigil = score_json(score);
         let mut v = vigil.as_object().cloned().unwrap_or_default();
