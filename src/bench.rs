@@ -149,6 +149,7 @@ async fn run_until(
         pipeline,
         incident_rules: rules,
         actor: Actor::current(),
+        loaded: json!({"bench": true}),
     })?;
     let reader = store::open(db)?;
     loop {
@@ -188,6 +189,7 @@ async fn latency(
         pipeline,
         incident_rules: rules,
         actor: Actor::current(),
+        loaded: json!({"bench": true}),
     })?;
     let reader = store::open(&db)?;
     // The writer side: 100 ticks a second, each appending its share of lines.

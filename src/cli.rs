@@ -114,6 +114,21 @@ pub enum Command {
         #[arg(long, required = true)]
         reason: String,
     },
+    /// Undo a succeeded action with the rollback call shown when it was proposed.
+    Rollback {
+        id: i64,
+        #[arg(long, required = true)]
+        reason: String,
+    },
+    /// Replace a pending action's params (a JSON object); earlier approvals become void and the
+    /// new call must be approved.
+    Edit {
+        id: i64,
+        #[arg(long, required = true, value_name = "JSON")]
+        params: String,
+        #[arg(long, required = true)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,8 +148,21 @@ pub enum BenchCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; exit 1 naming the first bad record.
-    Verify,
+    /// Recompute the hash chain against stored and given checkpoints; exit 1 naming the first
+    /// bad record.
+    Verify {
+        /// A head kept elsewhere, as SEQ:HASH (repeatable): proves nothing up to it was removed
+        /// or rewritten.
+        #[arg(long, value_name = "SEQ:HASH")]
+        checkpoint: Vec<crate::engine::audit::Checkpoint>,
+        /// Verify an exported trail instead of the database.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Record the current head and print it as JSON: keep it elsewhere (a SIEM, a ticket).
+    Checkpoint,
+    /// Print the whole trail as JSON lines that verify on their own (`verify --file`).
+    Export,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +275,28 @@ impl Setup {
         })
     }
 
+    /// What this session loads, with file hashes, for the audit trail.
+    ///
+    /// # Errors
+    /// Broken playbooks.
+    pub fn loaded(&self) -> Result<serde_json::Value, Failure> {
+        let hash_file = |p: &Path| match std::fs::read(p) {
+            Ok(b) => {
+                serde_json::json!({"path": p.display().to_string(), "sha256": crate::engine::alert::sha256_hex(&b)})
+            }
+            Err(_) => {
+                serde_json::json!({"path": p.display().to_string(), "sha256": null, "note": "absent: built-in defaults"})
+            }
+        };
+        let pipeline = self.pipeline(None)?;
+        Ok(serde_json::json!({
+            "config": hash_file(&self.paths.config_file()),
+            "keymap": hash_file(&self.paths.keymap_file()),
+            "playbooks": pipeline.playbooks.iter().map(|p| serde_json::json!({"name": p.name, "source": p.source, "sha256": p.sha256})).collect::<Vec<_>>(),
+            "model": pipeline.scorer.model_record(),
+        }))
+    }
+
     pub fn watch(&self, flags: &[PathBuf]) -> Vec<PathBuf> {
         if !flags.is_empty() {
             return flags.to_vec();
@@ -265,6 +315,7 @@ impl Setup {
             pipeline: self.pipeline(None)?,
             incident_rules: self.config.incidents.rules.clone(),
             actor: Actor::current(),
+            loaded: self.loaded()?,
         })
     }
 }
@@ -356,16 +407,28 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             train_cmd(&data, &out, p, &name)
         }
         Some(Command::Score { model, file }) => score_cmd(&setup, model.as_deref(), &file),
-        Some(Command::Audit { action: None }) => audit_list(&setup),
+        Some(Command::Audit { action: None })
+        | Some(Command::Audit {
+            action: Some(AuditCommand::Export),
+        }) => audit_list(&setup),
         Some(Command::Audit {
-            action: Some(AuditCommand::Verify),
-        }) => audit_verify(&setup),
+            action: Some(AuditCommand::Verify { checkpoint, file }),
+        }) => audit_verify(&setup, &checkpoint, file.as_deref()),
+        Some(Command::Audit {
+            action: Some(AuditCommand::Checkpoint),
+        }) => audit_checkpoint(&setup),
         Some(Command::Playbook {
             action: PlaybookCommand::Check { dir },
         }) => playbook_check(&setup, dir.as_deref()),
         Some(Command::Actions { all }) => actions_list(&setup, all),
-        Some(Command::Approve { id, reason }) => decide(&setup, id, true, reason),
-        Some(Command::Reject { id, reason }) => decide(&setup, id, false, reason),
+        Some(Command::Approve { id, reason }) => act(&setup, Act::Decide(id, true, reason)),
+        Some(Command::Reject { id, reason }) => act(&setup, Act::Decide(id, false, reason)),
+        Some(Command::Rollback { id, reason }) => act(&setup, Act::Rollback(id, reason)),
+        Some(Command::Edit { id, params, reason }) => {
+            let params: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&params)
+                .map_err(|e| Failure::Usage(format!("--params: not a JSON object: {e}")))?;
+            act(&setup, Act::Edit(id, params, reason))
+        }
     }
 }
 
@@ -577,6 +640,7 @@ fn train_cmd(
         card,
         forest,
         origin: out.display().to_string(),
+        sha256: String::new(),
     };
     model.save(out)?;
     let summary = serde_json::json!({
@@ -630,14 +694,25 @@ fn audit_list(setup: &Setup) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn audit_verify(setup: &Setup) -> Result<ExitCode, Failure> {
-    let conn = open_existing(&setup.db)?;
-    let v = audit::verify(&conn)?;
+fn audit_verify(
+    setup: &Setup,
+    checkpoints: &[audit::Checkpoint],
+    file: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let v = match file {
+        Some(f) => {
+            let text = std::fs::read(f)
+                .map_err(|e| Failure::Runtime(anyhow!("{}: cannot read: {e}", f.display())))?;
+            audit::verify_export(&text, checkpoints)
+        }
+        None => audit::verify(&open_existing(&setup.db)?, checkpoints)?,
+    };
     match &v.first_bad {
         None => {
             println!(
                 "{}",
-                serde_json::json!({"intact": true, "records": v.records, "head": {"seq": v.head_seq, "hash": v.head_hash}})
+                serde_json::json!({"intact": true, "records": v.records, "checkpoints_checked": v.checkpoints_checked,
+                                   "head": {"seq": v.head_seq, "hash": v.head_hash}})
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -650,6 +725,21 @@ fn audit_verify(setup: &Setup) -> Result<ExitCode, Failure> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn audit_checkpoint(setup: &Setup) -> Result<ExitCode, Failure> {
+    let cp = with_responder(setup, async |r| {
+        let actor = r.actor.clone();
+        r.record(move |c| {
+            audit::checkpoint(c, &actor)
+                .map(|cp| serde_json::json!(cp))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| anyhow!(e))
+    })?;
+    println!("{cp}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn playbook_check(setup: &Setup, dir: Option<&Path>) -> Result<ExitCode, Failure> {
@@ -687,14 +777,21 @@ fn actions_list(setup: &Setup, all: bool) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitCode, Failure> {
-    if reason.trim().is_empty() {
-        return Err(Failure::Usage("--reason must not be empty".into()));
-    }
+enum Act {
+    Decide(i64, bool, String),
+    Edit(i64, serde_json::Map<String, serde_json::Value>, String),
+    Rollback(i64, String),
+}
+
+/// Run `f` with a responder on its own writer for this database, then stop the writer.
+fn with_responder<T>(
+    setup: &Setup,
+    f: impl AsyncFnOnce(&crate::engine::respond::Responder) -> anyhow::Result<T>,
+) -> Result<T, Failure> {
     let _ = open_existing(&setup.db)?;
-    let connectors = setup.connectors();
+    let connectors = Arc::new(setup.connectors());
     let rt = runtime()?;
-    let row = rt.block_on(async {
+    let out = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (changed, _keep) = tokio::sync::watch::channel(0);
         let actor = Actor::current();
@@ -708,18 +805,48 @@ fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitC
             changed,
         )
         .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
-        let r = engine::decide_and_run(&tx, &connectors, &actor, id, approve, reason, |_| {}).await;
-        drop(tx);
+        let responder = crate::engine::respond::Responder {
+            writer: tx,
+            connectors,
+            actor,
+        };
+        responder.recover().await.map_err(|e| anyhow!(e))?;
+        let r = f(&responder).await;
+        drop(responder);
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-        r.map_err(anyhow::Error::from)
+        r
+    })?;
+    Ok(out)
+}
+
+fn act(setup: &Setup, what: Act) -> Result<ExitCode, Failure> {
+    let reason_of = |a: &Act| match a {
+        Act::Decide(_, _, r) | Act::Edit(_, _, r) | Act::Rollback(_, r) => r.trim().is_empty(),
+    };
+    if reason_of(&what) {
+        return Err(Failure::Usage("--reason must not be empty".into()));
+    }
+    let row = with_responder(setup, async |r| {
+        let none = |_: &crate::engine::store::ActionRow| {};
+        let row = match what {
+            Act::Decide(id, approve, reason) => r.decide(id, approve, reason, &none).await,
+            Act::Edit(id, params, reason) => r.edit(id, params, reason).await,
+            Act::Rollback(id, reason) => r.rollback(id, reason, &none).await,
+        };
+        row.map_err(anyhow::Error::from)
     })?;
     println!(
         "{}",
         serde_json::to_value(&row).map_err(anyhow::Error::from)?
     );
-    Ok(if row.status == "failed" {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if matches!(
+            row.status.as_str(),
+            "failed" | "unknown" | "rollback_failed" | "rollback_unknown"
+        ) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod playbook;
+pub mod respond;
 pub mod score;
 pub mod store;
 pub mod tailer;
@@ -24,8 +25,8 @@ use crate::identity::Actor;
 use pipeline::Pipeline;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use store::{ActionRow, AlertDetail, DecisionError, QueueRow, Totals, WriteOp, WriterConfig};
-use tokio::sync::{mpsc, oneshot, watch};
+use store::{ActionRow, AlertDetail, QueueRow, Totals, WriteOp, WriterConfig};
+use tokio::sync::{mpsc, watch};
 
 /// What the engine needs to run.
 #[derive(Clone)]
@@ -37,6 +38,9 @@ pub struct EngineConfig {
     pub pipeline: Pipeline,
     pub incident_rules: Vec<incident::IncidentRule>,
     pub actor: Actor,
+    /// What was loaded (config, playbooks, model, with file hashes), recorded in the audit trail
+    /// when the session starts.
+    pub loaded: serde_json::Value,
 }
 
 /// Requests from the UI. Queries carry a request number so the UI can drop stale answers.
@@ -54,6 +58,16 @@ pub enum EngineCommand {
     Decide {
         action_id: i64,
         approve: bool,
+        reason: String,
+    },
+    /// Replace a pending action's params (edit-then-approve).
+    Edit {
+        action_id: i64,
+        params: serde_json::Map<String, serde_json::Value>,
+        reason: String,
+    },
+    Rollback {
+        action_id: i64,
         reason: String,
     },
 }
@@ -85,6 +99,7 @@ pub struct EngineHandle {
     /// Ticks after every commit; the UI refreshes what it shows when it changes.
     pub db_changed: watch::Receiver<u64>,
     stop: watch::Sender<bool>,
+    responder: respond::Responder,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -100,6 +115,17 @@ impl EngineHandle {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        let _ = self
+            .responder
+            .record(|c| {
+                session_record(
+                    c,
+                    "session_end",
+                    serde_json::json!({"pid": std::process::id()}),
+                )
+            })
+            .await;
+        drop(self.responder);
         drop(self.commands);
         if let Some(w) = self.writer_thread.take() {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;
@@ -128,7 +154,25 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(EVENT_CAPACITY);
     let reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
 
+    let responder = respond::Responder {
+        writer: write_tx.clone(),
+        connectors: cfg.pipeline.connectors.clone(),
+        actor: cfg.actor.clone(),
+    };
     let mut tasks = Vec::new();
+    // Before anything runs: actions a dead process left mid-call become "outcome unknown",
+    // and the session and what it loaded are recorded.
+    {
+        let r = responder.clone();
+        let loaded = cfg.loaded.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = r.recover().await {
+                tracing::error!("recovering interrupted actions: {e}");
+            }
+            let detail = serde_json::json!({"pid": std::process::id(), "version": env!("CARGO_PKG_VERSION"), "loaded": loaded});
+            let _ = r.record(move |c| session_record(c, "session_start", detail)).await;
+        }));
+    }
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
         format: cfg.format,
@@ -137,35 +181,87 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         writer: write_tx.clone(),
     };
     tasks.push(tokio::spawn(tailer.run(stop_rx.clone())));
-    let responder = Responder {
+    tasks.push(tokio::spawn(executor(
+        responder.clone(),
+        reader.clone(),
+        ev_tx.clone(),
+        changed_rx.clone(),
+        stop_rx.clone(),
+    )));
+    let answers = Answers {
         reader,
-        writer: write_tx,
         events: ev_tx,
-        connectors: cfg.pipeline.connectors.clone(),
-        actor: cfg.actor.clone(),
+        responder: responder.clone(),
     };
-    tasks.push(tokio::spawn(responder.run(cmd_rx, stop_rx)));
+    tasks.push(tokio::spawn(answers.run(cmd_rx, stop_rx)));
+    drop(write_tx);
     Ok(EngineHandle {
         commands: cmd_tx,
         events: ev_rx,
         db_changed: changed_rx,
         stop: stop_tx,
+        responder,
         writer_thread: Some(writer_thread),
         tasks,
     })
 }
 
-/// Answers UI commands: queries on a read connection off the async threads, decisions through
-/// the writer, approved actions through the connectors.
-struct Responder {
-    reader: Arc<Mutex<rusqlite::Connection>>,
-    writer: mpsc::Sender<WriteOp>,
-    events: mpsc::Sender<EngineEvent>,
-    connectors: Arc<connector::Connectors>,
-    actor: Actor,
+fn session_record(
+    c: &rusqlite::Connection,
+    kind: &str,
+    detail: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let actor = Actor::current();
+    audit::append(
+        c,
+        audit::Entry {
+            actor: &actor,
+            kind,
+            alert_id: None,
+            action_id: None,
+            reason: None,
+            detail,
+        },
+    )
+    .map(|r| serde_json::json!(r.seq))
+    .map_err(|e| e.to_string())
 }
 
-impl Responder {
+/// How often approvals are swept and due reverts looked for when nothing else happens.
+const EXECUTOR_TICK: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs what needs no analyst right now: `auto` steps, actions approved elsewhere (a second
+/// analyst in another terminal), lapsed approvals, and automatic reverts.
+async fn executor(
+    responder: respond::Responder,
+    reader: Arc<Mutex<rusqlite::Connection>>,
+    events: mpsc::Sender<EngineEvent>,
+    mut changed: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(EXECUTOR_TICK);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            r = changed.changed() => if r.is_err() { break },
+            _ = tick.tick() => {}
+        }
+        let notify = |row: &ActionRow| {
+            let _ = events.try_send(EngineEvent::Action(Box::new(row.clone())));
+        };
+        responder.tick(&reader, &notify).await;
+    }
+}
+
+/// Answers UI commands: queries on a read connection off the async threads; decisions, edits
+/// and rollbacks through the responder.
+struct Answers {
+    reader: Arc<Mutex<rusqlite::Connection>>,
+    events: mpsc::Sender<EngineEvent>,
+    responder: respond::Responder,
+}
+
+impl Answers {
     async fn run(self, mut cmds: mpsc::Receiver<EngineCommand>, mut stop: watch::Receiver<bool>) {
         loop {
             let cmd = tokio::select! {
@@ -187,43 +283,12 @@ impl Responder {
                 match c {
                     EngineCommand::LoadQueue { .. } if Some(i) != last_queue => {}
                     EngineCommand::LoadDetail { .. } if Some(i) != last_detail => {}
-                    EngineCommand::Decide {
-                        action_id,
-                        approve,
-                        reason,
-                    } => {
-                        let writer = self.writer.clone();
+                    EngineCommand::Decide { .. }
+                    | EngineCommand::Edit { .. }
+                    | EngineCommand::Rollback { .. } => {
+                        let responder = self.responder.clone();
                         let events = self.events.clone();
-                        let connectors = self.connectors.clone();
-                        let actor = self.actor.clone();
-                        tokio::spawn(async move {
-                            let r = decide_and_run(
-                                &writer,
-                                &connectors,
-                                &actor,
-                                action_id,
-                                approve,
-                                reason,
-                                |row| {
-                                    let _ =
-                                        events.try_send(EngineEvent::Action(Box::new(row.clone())));
-                                },
-                            )
-                            .await;
-                            let msg = match r {
-                                Ok(row) => EngineEvent::Notice(format!(
-                                    "action {}: {}{}",
-                                    row.id,
-                                    row.status,
-                                    row.outcome
-                                        .as_deref()
-                                        .map(|o| format!(" ({o})"))
-                                        .unwrap_or_default()
-                                )),
-                                Err(e) => EngineEvent::Error(format!("action {action_id}: {e}")),
-                            };
-                            let _ = events.send(msg).await;
-                        });
+                        tokio::spawn(async move { act_on(responder, events, c).await });
                     }
                     query => self.answer(query).await,
                 }
@@ -250,7 +315,9 @@ impl Responder {
                     request,
                     detail: store::alert_detail(&conn, alert_id)?.map(Box::new),
                 },
-                EngineCommand::Decide { .. } => EngineEvent::Notice(String::new()),
+                EngineCommand::Decide { .. }
+                | EngineCommand::Edit { .. }
+                | EngineCommand::Rollback { .. } => EngineEvent::Notice(String::new()),
             })
         })
         .await;
@@ -263,68 +330,54 @@ impl Responder {
     }
 }
 
-async fn ask(
-    writer: &mpsc::Sender<WriteOp>,
-    op: impl FnOnce(oneshot::Sender<Result<ActionRow, DecisionError>>) -> WriteOp,
-) -> Result<ActionRow, DecisionError> {
-    let (tx, rx) = oneshot::channel();
-    writer
-        .send(op(tx))
-        .await
-        .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?;
-    rx.await
-        .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?
-}
-
-/// Record a decision; if it is an approval, record the intent, run the connector, record the
-/// outcome. Each record commits before the next step starts, so the audit trail always shows
-/// the approval before anything ran and the intent before the call was made.
-///
-/// # Errors
-/// A refused decision (not pending, no reason, two-person rule) or a stopped writer.
-pub async fn decide_and_run(
-    writer: &mpsc::Sender<WriteOp>,
-    connectors: &connector::Connectors,
-    actor: &Actor,
-    action_id: i64,
-    approve: bool,
-    reason: String,
-    mut progress: impl FnMut(&ActionRow),
-) -> Result<ActionRow, DecisionError> {
-    let decided = ask(writer, |reply| WriteOp::Decide {
-        action_id,
-        approve,
-        reason,
-        actor: actor.clone(),
-        reply,
-    })
-    .await?;
-    progress(&decided);
-    if !approve {
-        return Ok(decided);
-    }
-    let running = ask(writer, |reply| WriteOp::Intent {
-        action_id,
-        actor: actor.clone(),
-        reply,
-    })
-    .await?;
-    progress(&running);
-    let out = connectors
-        .execute(
-            &running.connector,
-            &running.params,
-            &store::idempotency_key(&running),
-        )
-        .await;
-    let done = ask(writer, |reply| WriteOp::Outcome {
-        action_id,
-        ok: out.ok,
-        detail: out.detail,
-        actor: actor.clone(),
-        reply,
-    })
-    .await?;
-    progress(&done);
-    Ok(done)
+/// Carry out one analyst command and report how it went.
+async fn act_on(
+    responder: respond::Responder,
+    events: mpsc::Sender<EngineEvent>,
+    cmd: EngineCommand,
+) {
+    let progress = |row: &ActionRow| {
+        let _ = events.try_send(EngineEvent::Action(Box::new(row.clone())));
+    };
+    let (id, result) = match cmd {
+        EngineCommand::Decide {
+            action_id,
+            approve,
+            reason,
+        } => (
+            action_id,
+            responder
+                .decide(action_id, approve, reason, &progress)
+                .await,
+        ),
+        EngineCommand::Edit {
+            action_id,
+            params,
+            reason,
+        } => {
+            let r = responder.edit(action_id, params, reason).await;
+            if let Ok(row) = &r {
+                progress(row);
+            }
+            (action_id, r)
+        }
+        EngineCommand::Rollback { action_id, reason } => (
+            action_id,
+            responder.rollback(action_id, reason, &progress).await,
+        ),
+        _ => return,
+    };
+    let msg = match result {
+        Ok(row) => EngineEvent::Notice(format!(
+            "action {}: {}{}",
+            row.id,
+            row.status,
+            row.outcome
+                .as_deref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default()
+        )),
+        Err(e) => EngineEvent::Error(format!("action {id}: {e}")),
+    };
+    let _ = events.send(msg).await;
 }

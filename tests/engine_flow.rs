@@ -54,6 +54,7 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
             .incidents
             .rules,
         actor: Actor::current(),
+        loaded: serde_json::json!({}),
     })
     .expect("engine starts")
 }
@@ -254,7 +255,11 @@ steps:
         EngineEvent::Error(e) => assert!(e.contains("a reason is required"), "{e}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(audit_kinds(&db, block.id).is_empty());
+    let before: Vec<String> = audit_kinds(&db, block.id)
+        .into_iter()
+        .map(|k| k.1)
+        .collect();
+    assert_eq!(before, ["proposal"], "a refused decision leaves no record");
 
     for (id, approve) in [(hook.id, true), (block.id, false)] {
         h.commands
@@ -274,12 +279,15 @@ steps:
     }
     let kinds = audit_kinds(&db, hook.id);
     let names: Vec<&str> = kinds.iter().map(|k| k.1.as_str()).collect();
-    assert_eq!(names, ["approval", "execution_intent", "outcome"]);
-    assert_eq!(kinds[0].2.as_deref(), Some("checked by test"));
+    assert_eq!(
+        names,
+        ["proposal", "approval", "execution_intent", "outcome"]
+    );
+    assert_eq!(kinds[1].2.as_deref(), Some("checked by test"));
     let rejected = audit_kinds(&db, block.id);
     assert_eq!(
         rejected.iter().map(|k| k.1.as_str()).collect::<Vec<_>>(),
-        ["rejection"]
+        ["proposal", "rejection"]
     );
     let done = store::action_by_id(&conn, hook.id)
         .expect("q")
@@ -314,7 +322,7 @@ steps:
         EngineEvent::Error(e) => assert!(e.contains("not pending"), "{e}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    let v = vigil::engine::audit::verify(&conn).expect("verify");
+    let v = vigil::engine::audit::verify(&conn, &[]).expect("verify");
     assert!(v.first_bad.is_none(), "{v:?}");
     h.shutdown().await;
     server.verify().await;
@@ -339,7 +347,7 @@ fn tampering_with_the_audit_trail_is_detected() {
         )
         .expect("append");
     }
-    assert!(vigil::engine::audit::verify(&conn)
+    assert!(vigil::engine::audit::verify(&conn, &[])
         .expect("verify")
         .first_bad
         .is_none());
@@ -352,6 +360,6 @@ fn tampering_with_the_audit_trail_is_detected() {
         "DROP TRIGGER audit_no_update; UPDATE audit SET reason = 'edited' WHERE seq = 3;",
     )
     .expect("tamper");
-    let v = vigil::engine::audit::verify(&conn).expect("verify");
+    let v = vigil::engine::audit::verify(&conn, &[]).expect("verify");
     assert_eq!(v.first_bad.map(|b| b.0), Some(3));
 }

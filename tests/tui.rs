@@ -165,7 +165,7 @@ fn serve(app: &mut App, db: &Path) {
                         .expect("detail")
                         .map(Box::new),
                 },
-                EngineCommand::Decide { .. } => continue,
+                _ => continue,
             };
             app.on_engine_event(ev);
         }
@@ -344,6 +344,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
             .incidents
             .rules,
         actor: Actor::current(),
+        loaded: serde_json::json!({}),
     })
     .expect("engine");
     let mut app = App::new(
@@ -408,9 +409,12 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         .collect::<Result<_, _>>()
         .expect("rows");
     let kinds: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(kinds, ["approval", "execution_intent", "outcome"]);
-    assert_eq!(rows[0].1.as_deref(), Some("c2 beacon confirmed"));
-    assert_eq!(rows[0].2, Actor::current().name);
+    assert_eq!(
+        kinds,
+        ["proposal", "approval", "execution_intent", "outcome"]
+    );
+    assert_eq!(rows[1].1.as_deref(), Some("c2 beacon confirmed"));
+    assert_eq!(rows[1].2, Actor::current().name);
     let list = std::fs::read_to_string(dir.path().join("blocklist.txt")).expect("blocklist");
     assert_eq!(list.trim(), target.params["entry"].as_str().expect("entry"));
 }

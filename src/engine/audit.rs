@@ -14,6 +14,7 @@ use serde_json::Value;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuditRecord {
     pub seq: i64,
     pub ts: String,
@@ -132,44 +133,185 @@ pub fn for_each(
     Ok(())
 }
 
+/// A head someone kept elsewhere (a SIEM, a ticket): `SEQ:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}`: expected SEQ:HASH"))?;
+        let seq: i64 = seq
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: SEQ is not a number"))?;
+        let hash = hash.trim().to_ascii_lowercase();
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("`{s}`: HASH must be 64 hex digits"));
+        }
+        Ok(Checkpoint { seq, hash })
+    }
+}
+
 /// The result of checking the chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verification {
     pub records: u64,
     pub head_seq: i64,
     pub head_hash: String,
+    pub checkpoints_checked: usize,
     /// The first record that does not verify, and why.
     pub first_bad: Option<(i64, String)>,
 }
 
-/// Recompute the chain from the first record.
-///
-/// # Errors
-/// SQLite errors (a tampered row that cannot even be read counts as bad, not as an error).
-pub fn verify(conn: &Connection) -> anyhow::Result<Verification> {
+/// Check a sequence of records from the first: sequence numbers, links, hashes, and every
+/// checkpoint (a record at a checkpoint's sequence must carry its hash; a checkpoint past the
+/// end means records were removed). An unreadable record counts as bad.
+pub fn verify_chain(
+    records: impl IntoIterator<Item = Result<AuditRecord, String>>,
+    checkpoints: &[Checkpoint],
+) -> Verification {
     let mut v = Verification {
         records: 0,
         head_seq: 0,
         head_hash: GENESIS.to_string(),
+        checkpoints_checked: 0,
         first_bad: None,
     };
-    for_each(conn, |rec| {
-        if v.first_bad.is_some() {
-            return Ok(());
-        }
+    for (i, rec) in records.into_iter().enumerate() {
         v.records += 1;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                v.first_bad = Some((
+                    v.head_seq + 1,
+                    format!("record {} cannot be read: {e}", i + 1),
+                ));
+                return v;
+            }
+        };
         let expected_seq = v.head_seq + 1;
-        if rec.seq != expected_seq {
-            v.first_bad = Some((rec.seq, format!("sequence gap: expected {expected_seq}")));
+        let bad = if rec.seq != expected_seq {
+            Some(format!("sequence gap: expected {expected_seq}"))
         } else if rec.prev_hash != v.head_hash {
-            v.first_bad = Some((rec.seq, "previous-hash link broken".into()));
+            Some("previous-hash link broken".into())
         } else if rec.compute_hash() != rec.hash {
-            v.first_bad = Some((rec.seq, "record hash does not match its contents".into()));
+            Some("record hash does not match its contents".into())
         } else {
-            v.head_seq = rec.seq;
-            v.head_hash = rec.hash;
+            checkpoints
+                .iter()
+                .find(|c| c.seq == rec.seq && c.hash != rec.hash)
+                .map(|cp| {
+                    format!(
+                        "checkpoint {} has hash {}: the history up to it was rewritten",
+                        cp.seq, cp.hash
+                    )
+                })
+        };
+        if let Some(why) = bad {
+            v.first_bad = Some((rec.seq, why));
+            return v;
         }
-        Ok(())
+        v.checkpoints_checked += checkpoints.iter().filter(|c| c.seq == rec.seq).count();
+        v.head_seq = rec.seq;
+        v.head_hash = rec.hash;
+    }
+    if let Some(cp) = checkpoints
+        .iter()
+        .filter(|c| c.seq > v.head_seq)
+        .min_by_key(|c| c.seq)
+    {
+        v.first_bad = Some((
+            cp.seq,
+            format!(
+                "checkpoint {} is past the end (the trail ends at {}): records were removed",
+                cp.seq, v.head_seq
+            ),
+        ));
+    }
+    v
+}
+
+/// Checkpoints kept in the database by `vigil audit checkpoint`.
+///
+/// # Errors
+/// SQLite errors.
+pub fn stored_checkpoints(conn: &Connection) -> rusqlite::Result<Vec<Checkpoint>> {
+    let mut stmt = conn.prepare("SELECT seq, hash FROM audit_checkpoints ORDER BY seq")?;
+    let r = stmt.query_map([], |r| {
+        Ok(Checkpoint {
+            seq: r.get(0)?,
+            hash: r.get(1)?,
+        })
     })?;
-    Ok(v)
+    r.collect()
+}
+
+/// Recompute the chain in the database against its stored checkpoints and `extra` ones.
+///
+/// # Errors
+/// SQLite errors opening the table (a tampered row that cannot be read counts as bad).
+pub fn verify(conn: &Connection, extra: &[Checkpoint]) -> anyhow::Result<Verification> {
+    let mut checkpoints = stored_checkpoints(conn).unwrap_or_default();
+    checkpoints.extend_from_slice(extra);
+    let mut stmt = conn.prepare(
+        "SELECT seq, ts, actor_uid, actor_name, host, kind, alert_id, action_id, reason, detail, prev_hash, hash
+         FROM audit ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], row_to_record)?;
+    Ok(verify_chain(
+        rows.map(|r| r.map_err(|e| e.to_string())),
+        &checkpoints,
+    ))
+}
+
+/// Verify an exported trail (`vigil audit export`): JSON lines, strictly parsed.
+pub fn verify_export(text: &[u8], checkpoints: &[Checkpoint]) -> Verification {
+    let records = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice::<AuditRecord>(l).map_err(|e| e.to_string()));
+    verify_chain(records, checkpoints)
+}
+
+/// Record the current head as a checkpoint (in the checkpoints table, then as a record of its
+/// own) and return it.
+///
+/// # Errors
+/// SQLite errors.
+pub fn checkpoint(conn: &Connection, actor: &Actor) -> rusqlite::Result<Checkpoint> {
+    let head: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
+    conn.execute(
+        "INSERT INTO audit_checkpoints (seq, hash, at, actor_name) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            seq,
+            hash,
+            Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+            actor.name
+        ],
+    )?;
+    append(
+        conn,
+        Entry {
+            actor,
+            kind: "checkpoint",
+            alert_id: None,
+            action_id: None,
+            reason: None,
+            detail: serde_json::json!({"seq": seq, "hash": hash}),
+        },
+    )?;
+    Ok(Checkpoint { seq, hash })
 }

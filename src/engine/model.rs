@@ -72,6 +72,8 @@ pub struct Model {
     pub forest: Forest,
     /// Where it came from, for error messages and the UI.
     pub origin: String,
+    /// SHA-256 of the card and forest texts, recorded when a session loads the model.
+    pub sha256: String,
 }
 
 /// Why a model cannot be loaded.
@@ -119,7 +121,8 @@ impl Model {
         Self::from_texts(&card, &forest, &dir.display().to_string())
     }
 
-    fn from_texts(card: &str, forest: &str, origin: &str) -> Result<Self, ModelError> {
+    fn from_texts(card_text: &str, forest_text: &str, origin: &str) -> Result<Self, ModelError> {
+        let (card, forest) = (card_text, forest_text);
         let card: ModelCard = toml::from_str(card).map_err(|e| ModelError::Parse {
             path: format!("{origin}/model.toml"),
             msg: e.message().to_string(),
@@ -142,6 +145,7 @@ impl Model {
             card,
             forest,
             origin: origin.into(),
+            sha256: super::alert::sha256_hex(format!("{card_text}\0{forest_text}").as_bytes()),
         })
     }
 

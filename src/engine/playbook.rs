@@ -24,6 +24,9 @@ pub struct Playbook {
     /// Which file it came from, for errors and the audit trail.
     #[serde(skip)]
     pub source: String,
+    /// SHA-256 of the file's text, recorded when a session loads it.
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 /// All of `all` and at least one of `any` (when given) must hold.
@@ -86,6 +89,107 @@ pub struct Step {
     pub params: BTreeMap<String, String>,
     #[serde(default)]
     pub approval: ApprovalPolicy,
+    /// How long an approval stays valid before the action runs (`30m`, `1h`, `2d`).
+    #[serde(default)]
+    pub approval_expires: Option<String>,
+    /// Attempts and the pause between them when the call fails outright.
+    #[serde(default)]
+    pub retry: Retry,
+    /// Longest the call may take; a call that times out has an unknown outcome.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The call that undoes this one, proposed with it so its approver sees it too.
+    #[serde(default)]
+    pub rollback: Option<RollbackStep>,
+}
+
+/// Retries of a failed call. The same idempotency key is sent every time, so a receiver that
+/// got an earlier attempt can drop the repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff_seconds: f64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff_seconds: 2.0,
+        }
+    }
+}
+
+/// What a failed step does to the rest of its playbook's proposals for the same alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Cancel the playbook's later steps that have not run.
+    #[default]
+    Stop,
+    Continue,
+    /// Like stop, and flag the alert for a senior analyst.
+    Escalate,
+}
+
+impl OnError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Stop => "stop",
+            OnError::Continue => "continue",
+            OnError::Escalate => "escalate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackStep {
+    pub connector: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Undo automatically this long after the action succeeded (`4h`); absent: only by hand.
+    #[serde(default)]
+    pub revert_after: Option<String>,
+}
+
+/// A call rendered and hashed: what runs, and what an approval binds to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderedCall {
+    pub connector: String,
+    pub params: Map<String, Value>,
+    pub rendered: String,
+    pub call_hash: String,
+}
+
+/// Default life of an approval.
+pub const DEFAULT_APPROVAL_EXPIRY_SECONDS: u64 = 3600;
+/// Default limit on one call.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+
+/// Parse `90s`, `15m`, `1h`, `2d` (or a bare number of seconds).
+///
+/// # Errors
+/// Anything else, with the text.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 15m, 1h or 2d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{s}` is not a duration like 90s, 15m, 1h or 2d")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
 }
 
 /// A rendered step waiting for a decision. `call_hash` covers connector and params, so an
@@ -101,6 +205,14 @@ pub struct ProposedAction {
     pub rendered: String,
     pub call_hash: String,
     pub approval: ApprovalPolicy,
+    /// Position of the step in its playbook (later steps are cancelled by `on_error: stop`).
+    pub step_index: u32,
+    pub approval_expires_seconds: u64,
+    pub retry: Retry,
+    pub timeout_seconds: u64,
+    pub on_error: OnError,
+    pub rollback: Option<RenderedCall>,
+    pub revert_after_seconds: Option<u64>,
 }
 
 /// The hash an approval binds to.
@@ -202,44 +314,63 @@ impl Playbook {
         let ctx = serde_json::json!({"alert": alert_doc, "vigil": alert_doc.get("vigil")});
         let mut out = Vec::new();
         let mut skipped = Vec::new();
-        'steps: for step in &self.steps {
+        for (index, step) in self.steps.iter().enumerate() {
             if !step.when.iter().all(|c| c.holds(alert_doc)) {
                 continue;
             }
-            let mut params = Map::new();
-            for (k, t) in &step.params {
-                match render(t, &ctx) {
-                    Ok(v) => {
-                        params.insert(k.clone(), v);
-                    }
-                    Err(e) => {
-                        skipped.push(format!("{}/{}: {e}", self.name, step.id));
-                        continue 'steps;
-                    }
-                }
-            }
-            let rendered = match connectors.describe(&step.connector, &params) {
-                Ok(r) => r,
+            let call = match render_call(&step.connector, &step.params, &ctx, connectors) {
+                Ok(c) => c,
                 Err(e) => {
                     skipped.push(format!("{}/{}: {e}", self.name, step.id));
                     continue;
                 }
             };
+            let rollback = match &step.rollback {
+                Some(r) => match render_call(&r.connector, &r.params, &ctx, connectors) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        // An action that could not be undone as written is not proposed.
+                        skipped.push(format!("{}/{} rollback: {e}", self.name, step.id));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let secs = |d: &Option<String>, default: u64| {
+                d.as_deref()
+                    .and_then(|d| parse_duration(d).ok())
+                    .unwrap_or(default)
+            };
             out.push(ProposedAction {
                 playbook: self.name.clone(),
                 step: step.id.clone(),
                 title: step.title.clone(),
-                connector: step.connector.clone(),
-                call_hash: call_hash(&step.connector, &params),
-                params,
-                rendered,
+                connector: call.connector,
+                call_hash: call.call_hash,
+                params: call.params,
+                rendered: call.rendered,
                 approval: step.approval,
+                step_index: index as u32,
+                approval_expires_seconds: secs(
+                    &step.approval_expires,
+                    DEFAULT_APPROVAL_EXPIRY_SECONDS,
+                ),
+                retry: step.retry,
+                timeout_seconds: secs(&step.timeout, DEFAULT_TIMEOUT_SECONDS),
+                on_error: step.on_error,
+                revert_after_seconds: step
+                    .rollback
+                    .as_ref()
+                    .and_then(|r| r.revert_after.as_deref())
+                    .and_then(|d| parse_duration(d).ok()),
+                rollback,
             });
         }
         (out, skipped)
     }
 
-    /// Check what the YAML parser cannot: operators, connectors, placeholders, unique ids.
+    /// Check what the YAML parser cannot: operators, connectors, placeholders, unique ids,
+    /// durations and retry limits.
     fn check(&self, connectors: &Connectors) -> Result<(), PlaybookError> {
         let at = |what: String| {
             PlaybookError(format!("{}: playbook {}: {what}", self.source, self.name))
@@ -279,9 +410,57 @@ impl Playbook {
                 template::placeholders(t)
                     .map_err(|e| at(format!("step {}: param `{k}`: {e}", s.id)))?;
             }
+            for d in [&s.approval_expires, &s.timeout].into_iter().flatten() {
+                parse_duration(d).map_err(|e| at(format!("step {}: {e}", s.id)))?;
+            }
+            if !(1..=10).contains(&s.retry.attempts)
+                || !(0.0..=3600.0).contains(&s.retry.backoff_seconds)
+            {
+                return Err(at(format!(
+                    "step {}: retry attempts must be 1-10 and backoff_seconds 0-3600",
+                    s.id
+                )));
+            }
+            if let Some(r) = &s.rollback {
+                if !connectors.knows(&r.connector) {
+                    return Err(at(format!(
+                        "step {}: rollback: unknown connector `{}`",
+                        s.id, r.connector
+                    )));
+                }
+                for (k, t) in &r.params {
+                    template::placeholders(t)
+                        .map_err(|e| at(format!("step {}: rollback param `{k}`: {e}", s.id)))?;
+                }
+                if let Some(d) = &r.revert_after {
+                    parse_duration(d).map_err(|e| at(format!("step {}: rollback: {e}", s.id)))?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Render one call's params against `ctx` and have the connector describe it.
+fn render_call(
+    connector: &str,
+    templates: &BTreeMap<String, String>,
+    ctx: &Value,
+    connectors: &Connectors,
+) -> Result<RenderedCall, String> {
+    let mut params = Map::new();
+    for (k, t) in templates {
+        params.insert(k.clone(), render(t, ctx).map_err(|e| e.to_string())?);
+    }
+    let rendered = connectors
+        .describe(connector, &params)
+        .map_err(|e| e.to_string())?;
+    Ok(RenderedCall {
+        connector: connector.to_string(),
+        call_hash: call_hash(connector, &params),
+        params,
+        rendered,
+    })
 }
 
 /// Parse one playbook file's text.
@@ -307,6 +486,7 @@ pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbo
         }
     })?;
     pb.source = source.to_string();
+    pb.sha256 = sha256_hex(text.as_bytes());
     pb.check(connectors)?;
     Ok(pb)
 }

@@ -122,6 +122,16 @@ impl Scorer {
         self.model.as_ref().err().map(String::as_str)
     }
 
+    /// `{origin, name, sha256}` of the model in use, or its error.
+    pub fn model_record(&self) -> serde_json::Value {
+        match &self.model {
+            Ok(m) => {
+                serde_json::json!({"origin": m.origin, "name": m.card.name, "sha256": m.sha256})
+            }
+            Err(e) => serde_json::json!({"error": e}),
+        }
+    }
+
     pub fn model_name(&self) -> Option<&str> {
         self.model.as_ref().ok().map(|m| m.card.name.as_str())
     }

@@ -4,7 +4,7 @@
 
 use super::alert::Alert;
 use super::audit::{self, Entry};
-use super::playbook::{ApprovalPolicy, ProposedAction};
+use super::playbook::ProposedAction;
 use super::score::Score;
 use crate::identity::Actor;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
@@ -14,6 +14,13 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
+
+pub mod actions;
+
+pub use actions::{
+    action, actions, due, for_alert, idempotency_key, ActionRow, ApprovalRecord, DecisionError,
+    Ending,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS incidents (
@@ -82,7 +89,26 @@ CREATE TABLE IF NOT EXISTS actions (
     approved_hash TEXT,
     outcome TEXT,
     finished_at TEXT,
+    step_index INTEGER NOT NULL DEFAULT 0,
+    approvals TEXT NOT NULL DEFAULT '[]',
+    approved_until TEXT,
+    proposer_uid INTEGER,
+    expires_seconds INTEGER NOT NULL DEFAULT 3600,
+    retry TEXT NOT NULL DEFAULT '{"attempts":1,"backoff_seconds":2.0}',
+    timeout_seconds INTEGER NOT NULL DEFAULT 30,
+    on_error TEXT NOT NULL DEFAULT 'stop',
+    rollback TEXT,
+    revert_after_seconds INTEGER,
+    revert_at TEXT,
+    runner TEXT,
+    escalated INTEGER NOT NULL DEFAULT 0,
     UNIQUE (playbook, step, call_hash)
+);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor_name TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS action_alerts (
     action_id INTEGER NOT NULL REFERENCES actions(id),
@@ -141,11 +167,39 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Bring a database made by an earlier vigil up to this schema.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_original: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('alerts') WHERE name = 'original'")?
-        .exists([])?;
-    if !has_original {
-        conn.execute_batch("ALTER TABLE alerts ADD COLUMN original TEXT NOT NULL DEFAULT ''")?;
+    const ADDED: &[(&str, &str, &str)] = &[
+        ("alerts", "original", "TEXT NOT NULL DEFAULT ''"),
+        ("actions", "step_index", "INTEGER NOT NULL DEFAULT 0"),
+        ("actions", "approvals", "TEXT NOT NULL DEFAULT '[]'"),
+        ("actions", "approved_until", "TEXT"),
+        ("actions", "proposer_uid", "INTEGER"),
+        (
+            "actions",
+            "expires_seconds",
+            "INTEGER NOT NULL DEFAULT 3600",
+        ),
+        (
+            "actions",
+            "retry",
+            "TEXT NOT NULL DEFAULT '{\"attempts\":1,\"backoff_seconds\":2.0}'",
+        ),
+        ("actions", "timeout_seconds", "INTEGER NOT NULL DEFAULT 30"),
+        ("actions", "on_error", "TEXT NOT NULL DEFAULT 'stop'"),
+        ("actions", "rollback", "TEXT"),
+        ("actions", "revert_after_seconds", "INTEGER"),
+        ("actions", "revert_at", "TEXT"),
+        ("actions", "runner", "TEXT"),
+        ("actions", "escalated", "INTEGER NOT NULL DEFAULT 0"),
+    ];
+    for (table, column, decl) in ADDED {
+        let present: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
     }
     Ok(())
 }
@@ -257,54 +311,28 @@ impl IngestSummary {
     }
 }
 
-/// Why a decision was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecisionError {
-    #[error("action {0} does not exist")]
-    NoSuchAction(i64),
-    #[error("action {id} is {status}, not pending a decision")]
-    NotPending { id: i64, status: String },
-    #[error("a reason is required")]
-    NoReason,
-    #[error("action {0} needs two analysts; the two-person rule arrives with the playbook engine")]
-    TwoPersonUnsupported(i64),
-    #[error("database: {0}")]
-    Db(String),
-}
-
-impl From<rusqlite::Error> for DecisionError {
-    fn from(e: rusqlite::Error) -> Self {
-        DecisionError::Db(e.to_string())
-    }
-}
+/// A change to one action, run on the writer thread inside a savepoint.
+pub type ActionChange = Box<dyn FnOnce(&Connection) -> Result<ActionRow, DecisionError> + Send>;
+/// Any other write, run on the writer thread inside a savepoint.
+pub type RecordChange = Box<dyn FnOnce(&Connection) -> Result<Value, String> + Send>;
 
 /// Everything the writer thread does.
-#[derive(Debug)]
 pub enum WriteOp {
     Ingest(
         IngestBatch,
         Option<oneshot::Sender<rusqlite::Result<IngestOutcome>>>,
     ),
-    Decide {
-        action_id: i64,
-        approve: bool,
-        reason: String,
-        actor: Actor,
+    /// A change to a response action (decide, edit, begin, finish, rollback ...), applied in
+    /// its own savepoint; see `actions`.
+    Action {
+        apply: ActionChange,
         reply: oneshot::Sender<Result<ActionRow, DecisionError>>,
     },
-    /// Record that an approved action is about to run. Refused unless it is approved and its
-    /// call still hashes to what was approved.
-    Intent {
-        action_id: i64,
-        actor: Actor,
-        reply: oneshot::Sender<Result<ActionRow, DecisionError>>,
-    },
-    Outcome {
-        action_id: i64,
-        ok: bool,
-        detail: String,
-        actor: Actor,
-        reply: oneshot::Sender<Result<ActionRow, DecisionError>>,
+    /// Anything else that only appends: session records, config loads, audit checkpoints,
+    /// approval sweeps, crash recovery.
+    Record {
+        apply: RecordChange,
+        reply: Option<oneshot::Sender<Result<Value, String>>>,
     },
 }
 
@@ -359,6 +387,10 @@ pub fn spawn_writer(
 /// Reply to send once the transaction is durable: a decision is not reported as made before it
 /// is committed.
 enum Reply {
+    Record(
+        oneshot::Sender<Result<Value, String>>,
+        Result<Value, String>,
+    ),
     Ingest(
         oneshot::Sender<rusqlite::Result<IngestOutcome>>,
         rusqlite::Result<IngestOutcome>,
@@ -405,36 +437,18 @@ fn apply_ops(
                 }
                 (reply.map(|s| Reply::Ingest(s, r)), ok)
             }
-            WriteOp::Decide {
-                action_id,
-                approve,
-                reason,
-                actor,
-                reply,
-            } => {
-                let r = decide(&sp, action_id, approve, &reason, &actor);
+            WriteOp::Action { apply, reply } => {
+                let r = apply(&sp);
                 let ok = r.is_ok();
                 (Some(Reply::Action(reply, Box::new(r))), ok)
             }
-            WriteOp::Intent {
-                action_id,
-                actor,
-                reply,
-            } => {
-                let r = intent(&sp, action_id, &actor);
+            WriteOp::Record { apply, reply } => {
+                let r = apply(&sp);
                 let ok = r.is_ok();
-                (Some(Reply::Action(reply, Box::new(r))), ok)
-            }
-            WriteOp::Outcome {
-                action_id,
-                ok,
-                detail,
-                actor,
-                reply,
-            } => {
-                let r = outcome(&sp, action_id, ok, &detail, &actor);
-                let ok = r.is_ok();
-                (Some(Reply::Action(reply, Box::new(r))), ok)
+                if let Err(e) = &r {
+                    tracing::error!("write failed: {e}");
+                }
+                (reply.map(|s| Reply::Record(s, r)), ok)
             }
         };
         let committed = if ok {
@@ -461,6 +475,9 @@ fn apply_ops(
                 Reply::Action(s, _) => {
                     let _ = s.send(Err(DecisionError::Db(msg.clone())));
                 }
+                Reply::Record(s, _) => {
+                    let _ = s.send(Err(msg.clone()));
+                }
             }
         }
         return false;
@@ -473,6 +490,9 @@ fn apply_ops(
             Reply::Action(s, v) => {
                 let _ = s.send(*v);
             }
+            Reply::Record(s, v) => {
+                let _ = s.send(v);
+            }
         }
     }
     true
@@ -484,10 +504,13 @@ fn fail_op(op: WriteOp, msg: &str) {
             let _ = s.send(Err(rusqlite::Error::InvalidParameterName(msg.to_string())));
         }
         WriteOp::Ingest(_, None) => {}
-        WriteOp::Decide { reply, .. }
-        | WriteOp::Intent { reply, .. }
-        | WriteOp::Outcome { reply, .. } => {
+        WriteOp::Action { reply, .. } => {
             let _ = reply.send(Err(DecisionError::Db(msg.to_string())));
+        }
+        WriteOp::Record { reply, .. } => {
+            if let Some(r) = reply {
+                let _ = r.send(Err(msg.to_string()));
+            }
         }
     }
 }
@@ -590,7 +613,7 @@ fn ingest(
         s.alerts += 1;
         let alert_id = tx.last_insert_rowid();
         for p in &r.proposals {
-            propose(tx, p, alert_id, &ingested_at)?;
+            actions::propose(tx, p, alert_id, &cfg.actor)?;
         }
     }
     incidents.flush(tx)?;
@@ -660,33 +683,6 @@ pub fn insert_raw(conn: &Connection, b: &IngestBatch) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
-}
-
-fn propose(tx: &Connection, p: &ProposedAction, alert_id: i64, at: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
-           approval, status, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'proposed', ?9)",
-    )?
-    .execute(params![
-        p.playbook,
-        p.step,
-        p.title,
-        p.connector,
-        Value::Object(p.params.clone()).to_string(),
-        p.rendered,
-        p.call_hash,
-        p.approval.as_str(),
-        at
-    ])?;
-    let action_id: i64 = tx
-        .prepare_cached(
-            "SELECT id FROM actions WHERE playbook = ?1 AND step = ?2 AND call_hash = ?3",
-        )?
-        .query_row(params![p.playbook, p.step, p.call_hash], |r| r.get(0))?;
-    tx.prepare_cached("INSERT OR IGNORE INTO action_alerts (action_id, alert_id) VALUES (?1, ?2)")?
-        .execute(params![action_id, alert_id])?;
-    Ok(())
 }
 
 /// The writer's memory of recent incidents, so most alerts join one without a query; counts
@@ -814,140 +810,6 @@ impl IncidentCache {
     }
 }
 
-fn decide(
-    tx: &Connection,
-    id: i64,
-    approve: bool,
-    reason: &str,
-    actor: &Actor,
-) -> Result<ActionRow, DecisionError> {
-    if reason.trim().is_empty() {
-        return Err(DecisionError::NoReason);
-    }
-    let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
-    if row.status != "proposed" {
-        return Err(DecisionError::NotPending {
-            id,
-            status: row.status,
-        });
-    }
-    if approve && row.approval == ApprovalPolicy::TwoAnalysts {
-        return Err(DecisionError::TwoPersonUnsupported(id));
-    }
-    let status = if approve { "approved" } else { "rejected" };
-    // Compare-and-set on the status: of two analysts deciding at once, one wins.
-    let changed = tx.execute(
-        "UPDATE actions SET status = ?1, decided_at = ?2, decided_by_uid = ?3, decided_by_name = ?4,
-           reason = ?5, approved_hash = CASE WHEN ?1 = 'approved' THEN call_hash END
-         WHERE id = ?6 AND status = 'proposed'",
-        params![status, now(), actor.uid, actor.name, reason, id],
-    )?;
-    if changed != 1 {
-        return Err(DecisionError::NotPending {
-            id,
-            status: "decided".into(),
-        });
-    }
-    audit::append(
-        tx,
-        Entry {
-            actor,
-            kind: if approve { "approval" } else { "rejection" },
-            alert_id: row.alert_ids.first().copied(),
-            action_id: Some(id),
-            reason: Some(reason),
-            detail: json!({
-                "playbook": row.playbook, "step": row.step, "connector": row.connector,
-                "rendered": row.rendered, "call_hash": row.call_hash, "alert_ids": row.alert_ids,
-                "before": row.status, "after": status,
-            }),
-        },
-    )?;
-    action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))
-}
-
-fn intent(tx: &Connection, id: i64, actor: &Actor) -> Result<ActionRow, DecisionError> {
-    let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
-    if row.status != "approved" {
-        return Err(DecisionError::NotPending {
-            id,
-            status: row.status,
-        });
-    }
-    let recomputed = super::playbook::call_hash(&row.connector, &row.params);
-    if row.approved_hash.as_deref() != Some(recomputed.as_str()) {
-        tx.execute("UPDATE actions SET status = 'refused', outcome = 'call changed after approval' WHERE id = ?1", [id])?;
-        audit::append(
-            tx,
-            Entry {
-                actor,
-                kind: "refused",
-                alert_id: row.alert_ids.first().copied(),
-                action_id: Some(id),
-                reason: Some("the call changed after approval"),
-                detail: json!({"approved_hash": row.approved_hash, "current_hash": recomputed}),
-            },
-        )?;
-        return Err(DecisionError::NotPending {
-            id,
-            status: "refused: call changed after approval".into(),
-        });
-    }
-    tx.execute(
-        "UPDATE actions SET status = 'running' WHERE id = ?1 AND status = 'approved'",
-        [id],
-    )?;
-    audit::append(
-        tx,
-        Entry {
-            actor,
-            kind: "execution_intent",
-            alert_id: row.alert_ids.first().copied(),
-            action_id: Some(id),
-            reason: None,
-            detail: json!({"connector": row.connector, "rendered": row.rendered, "call_hash": row.call_hash,
-                       "idempotency_key": idempotency_key(&row), "before": "approved", "after": "running"}),
-        },
-    )?;
-    action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))
-}
-
-fn outcome(
-    tx: &Connection,
-    id: i64,
-    ok: bool,
-    detail: &str,
-    actor: &Actor,
-) -> Result<ActionRow, DecisionError> {
-    let row = action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))?;
-    let status = if ok { "succeeded" } else { "failed" };
-    tx.execute(
-        "UPDATE actions SET status = ?1, outcome = ?2, finished_at = ?3 WHERE id = ?4 AND status = 'running'",
-        params![status, detail, now(), id],
-    )?;
-    audit::append(
-        tx,
-        Entry {
-            actor,
-            kind: "outcome",
-            alert_id: row.alert_ids.first().copied(),
-            action_id: Some(id),
-            reason: None,
-            detail: json!({"ok": ok, "detail": detail, "before": row.status, "after": status}),
-        },
-    )?;
-    action(tx, id)?.ok_or(DecisionError::NoSuchAction(id))
-}
-
-/// The key a connector passes on so a receiver can drop a repeated call.
-pub fn idempotency_key(row: &ActionRow) -> String {
-    format!(
-        "vigil-{}-{}",
-        row.id,
-        &row.call_hash[..16.min(row.call_hash.len())]
-    )
-}
-
 // ---------------------------------------------------------------- reads
 
 /// One row of the queue as the UI shows it.
@@ -972,26 +834,6 @@ pub struct Totals {
     pub quarantined: u64,
     pub pending_actions: u64,
     pub incidents: u64,
-}
-
-/// A proposed (or decided) response action.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActionRow {
-    pub id: i64,
-    pub playbook: String,
-    pub step: String,
-    pub title: String,
-    pub connector: String,
-    pub params: serde_json::Map<String, Value>,
-    pub rendered: String,
-    pub call_hash: String,
-    pub approval: ApprovalPolicy,
-    pub status: String,
-    pub decided_by: Option<String>,
-    pub reason: Option<String>,
-    pub approved_hash: Option<String>,
-    pub outcome: Option<String>,
-    pub alert_ids: Vec<i64>,
 }
 
 /// Everything the detail panes show for one alert.
@@ -1051,82 +893,12 @@ pub fn queue_page(conn: &Connection, offset: u64, limit: u64) -> rusqlite::Resul
     rows.collect()
 }
 
-fn action(conn: &Connection, id: i64) -> rusqlite::Result<Option<ActionRow>> {
-    let row = conn
-        .query_row(
-            "SELECT id, playbook, step, title, connector, params, rendered, call_hash, approval, status,
-                    decided_by_name, reason, approved_hash, outcome
-             FROM actions WHERE id = ?1",
-            [id],
-            action_from_row,
-        )
-        .optional()?;
-    match row {
-        Some(mut a) => {
-            a.alert_ids = action_alerts(conn, id)?;
-            Ok(Some(a))
-        }
-        None => Ok(None),
-    }
-}
-
-fn action_alerts(conn: &Connection, id: i64) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT alert_id FROM action_alerts WHERE action_id = ?1 ORDER BY alert_id",
-    )?;
-    let ids = stmt.query_map([id], |r| r.get(0))?;
-    ids.collect()
-}
-
-fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
-    let params: String = r.get(5)?;
-    let approval: String = r.get(8)?;
-    Ok(ActionRow {
-        id: r.get(0)?,
-        playbook: r.get(1)?,
-        step: r.get(2)?,
-        title: r.get(3)?,
-        connector: r.get(4)?,
-        params: serde_json::from_str(&params).unwrap_or_default(),
-        rendered: r.get(6)?,
-        call_hash: r.get(7)?,
-        approval: serde_json::from_value(Value::String(approval)).unwrap_or_default(),
-        status: r.get(9)?,
-        decided_by: r.get(10)?,
-        reason: r.get(11)?,
-        approved_hash: r.get(12)?,
-        outcome: r.get(13)?,
-        alert_ids: Vec::new(),
-    })
-}
-
 /// One action by id.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn action_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<ActionRow>> {
     action(conn, id)
-}
-
-/// Actions in a given status (or all), oldest first.
-///
-/// # Errors
-/// SQLite errors.
-pub fn actions(conn: &Connection, status: Option<&str>) -> rusqlite::Result<Vec<ActionRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, playbook, step, title, connector, params, rendered, call_hash, approval, status,
-                decided_by_name, reason, approved_hash, outcome
-         FROM actions WHERE ?1 IS NULL OR status = ?1 ORDER BY id",
-    )?;
-    let rows: Vec<ActionRow> = stmt
-        .query_map([status], action_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    rows.into_iter()
-        .map(|mut a| {
-            a.alert_ids = action_alerts(conn, a.id)?;
-            Ok(a)
-        })
-        .collect()
 }
 
 /// The full record of one alert.
@@ -1156,17 +928,7 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
     let to_err = |e: serde_json::Error| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT x.id, x.playbook, x.step, x.title, x.connector, x.params, x.rendered, x.call_hash, x.approval,
-                x.status, x.decided_by_name, x.reason, x.approved_hash, x.outcome
-         FROM actions x JOIN action_alerts aa ON aa.action_id = x.id WHERE aa.alert_id = ?1 ORDER BY x.id",
-    )?;
-    let mut actions: Vec<ActionRow> = stmt
-        .query_map([id], action_from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    for a in &mut actions {
-        a.alert_ids = action_alerts(conn, a.id)?;
-    }
+    let actions = for_alert(conn, id)?;
     let mut alert: Alert = serde_json::from_str(&alert).map_err(to_err)?;
     alert.original = original;
     Ok(Some(AlertDetail {

@@ -1,0 +1,298 @@
+//! Carrying out response actions: decisions, edits, runs and rollbacks, each recorded through
+//! the writer before the next step starts. Owns the order of events (decision → intent → call →
+//! outcome) and retries/timeouts; the database rules live in `store::actions`, the calls in
+//! `connector`.
+
+use super::connector::Connectors;
+use super::store::{self, actions as act, ActionRow, DecisionError, Ending, WriteOp};
+use crate::identity::Actor;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Points where the crash tests make the process die (`VIGIL_FAULT=after_intent` or
+/// `after_call`), to prove that an interrupted action ends up "outcome unknown" and is never
+/// run twice. Unset in normal use.
+fn fault(point: &str) {
+    if std::env::var("VIGIL_FAULT").is_ok_and(|f| f == point) {
+        eprintln!("vigil: VIGIL_FAULT={point}: aborting as asked");
+        std::process::abort();
+    }
+}
+
+/// `host:pid` of this process: who holds an action's execution lease.
+pub fn runner_id(actor: &Actor) -> String {
+    format!("{}:{}", actor.host, std::process::id())
+}
+
+/// Whether the process named by a runner id is still alive (only knowable on this host).
+pub fn runner_alive(runner: &str, host: &str) -> bool {
+    let Some((h, pid)) = runner.rsplit_once(':') else {
+        return false;
+    };
+    if h != host {
+        return true; // another host's process: not ours to judge
+    }
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    if pid as u32 == std::process::id() {
+        return false; // this process is starting, so an older lease with our pid is stale
+    }
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    alive && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vigil")
+}
+
+/// Runs and records response actions for one process.
+#[derive(Clone)]
+pub struct Responder {
+    pub writer: mpsc::Sender<WriteOp>,
+    pub connectors: Arc<Connectors>,
+    pub actor: Actor,
+}
+
+impl Responder {
+    async fn change(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<ActionRow, DecisionError> + Send + 'static,
+    ) -> Result<ActionRow, DecisionError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || DecisionError::Db("the database writer has stopped".into());
+        self.writer
+            .send(WriteOp::Action {
+                apply: Box::new(f),
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Append a record (or other write) that is not about one action.
+    ///
+    /// # Errors
+    /// The write failed or the writer stopped.
+    pub async fn record(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<Value, String> + Send + 'static,
+    ) -> Result<Value, String> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(WriteOp::Record {
+                apply: Box::new(f),
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| "the database writer has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the database writer has stopped".to_string())?
+    }
+
+    /// Approve or reject; when the approval completes the policy, run the action.
+    ///
+    /// # Errors
+    /// A refused decision or run.
+    pub async fn decide(
+        &self,
+        id: i64,
+        approve: bool,
+        reason: String,
+        progress: &(dyn Fn(&ActionRow) + Sync),
+    ) -> Result<ActionRow, DecisionError> {
+        let actor = self.actor.clone();
+        let row = self
+            .change(move |c| act::decide(c, id, approve, &reason, &actor))
+            .await?;
+        progress(&row);
+        if row.status == "approved" {
+            return self.run(id, progress).await;
+        }
+        Ok(row)
+    }
+
+    /// Replace a pending action's params; the connector renders the new call first, so an
+    /// invalid edit is refused before anything changes.
+    ///
+    /// # Errors
+    /// Invalid params for the connector, or a refused edit.
+    pub async fn edit(
+        &self,
+        id: i64,
+        params: Map<String, Value>,
+        reason: String,
+    ) -> Result<ActionRow, DecisionError> {
+        let connectors = self.connectors.clone();
+        let actor = self.actor.clone();
+        self.change(move |c| {
+            let row = act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id))?;
+            let rendered = connectors.describe(&row.connector, &params).map_err(|e| {
+                DecisionError::Refused {
+                    id,
+                    why: format!("edited params: {e}"),
+                }
+            })?;
+            act::edit(c, id, &params, &rendered, &reason, &actor)
+        })
+        .await
+    }
+
+    /// Run an approved action: take the lease (recording the intent), call the connector with
+    /// the step's retries and timeout, record the outcome.
+    ///
+    /// # Errors
+    /// The lease was refused (not approved, lapsed, changed, taken by another process).
+    pub async fn run(
+        &self,
+        id: i64,
+        progress: &(dyn Fn(&ActionRow) + Sync),
+    ) -> Result<ActionRow, DecisionError> {
+        let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let row = self
+            .change(move |c| act::begin(c, id, &actor, &runner))
+            .await?;
+        progress(&row);
+        fault("after_intent");
+        let key = store::idempotency_key(&row);
+        let (ending, detail) = self.call(&row, &row.connector, &row.params, &key).await;
+        fault("after_call");
+        let actor = self.actor.clone();
+        let done = self
+            .change(move |c| act::finish(c, id, ending, &detail, &actor))
+            .await?;
+        progress(&done);
+        Ok(done)
+    }
+
+    /// Undo a succeeded action with the rollback call shown at proposal.
+    ///
+    /// # Errors
+    /// No rollback, wrong state, or no reason.
+    pub async fn rollback(
+        &self,
+        id: i64,
+        reason: String,
+        progress: &(dyn Fn(&ActionRow) + Sync),
+    ) -> Result<ActionRow, DecisionError> {
+        let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let row = self
+            .change(move |c| act::begin_rollback(c, id, &reason, &actor, &runner))
+            .await?;
+        progress(&row);
+        let Some(rb) = row.rollback.clone() else {
+            return Err(DecisionError::Refused {
+                id,
+                why: "no rollback call".into(),
+            });
+        };
+        let key = format!("{}-rollback", store::idempotency_key(&row));
+        let (ending, detail) = self.call(&row, &rb.connector, &rb.params, &key).await;
+        let actor = self.actor.clone();
+        let done = self
+            .change(move |c| act::finish_rollback(c, id, ending, &detail, &actor))
+            .await?;
+        progress(&done);
+        Ok(done)
+    }
+
+    /// One call with retries. A definite failure is retried (same idempotency key); a timeout
+    /// is not, because the call may have taken effect: its outcome is unknown.
+    async fn call(
+        &self,
+        row: &ActionRow,
+        connector: &str,
+        params: &Map<String, Value>,
+        key: &str,
+    ) -> (Ending, String) {
+        let attempts = row.retry.attempts.max(1);
+        let limit = Duration::from_secs(row.timeout_seconds.max(1));
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match tokio::time::timeout(limit, self.connectors.execute(connector, params, key)).await
+            {
+                Err(_) => {
+                    return (
+                        Ending::Unknown,
+                        format!(
+                            "timed out after {}s: the call may or may not have taken effect",
+                            limit.as_secs()
+                        ),
+                    )
+                }
+                Ok(out) if out.ok => return (Ending::Succeeded, out.detail),
+                Ok(out) => {
+                    last = out.detail;
+                    if attempt < attempts {
+                        let (id, actor, detail) = (row.id, self.actor.clone(), last.clone());
+                        let _ = self
+                            .change(move |c| act::attempt_failed(c, id, attempt, &detail, &actor))
+                            .await;
+                        let pause = row.retry.backoff_seconds * 2f64.powi(attempt as i32 - 1);
+                        tokio::time::sleep(Duration::from_secs_f64(pause.min(3600.0))).await;
+                    }
+                }
+            }
+        }
+        (Ending::Failed, last)
+    }
+
+    /// Mark actions whose runner died mid-call as "outcome unknown" (at start-up).
+    ///
+    /// # Errors
+    /// The write failed.
+    pub async fn recover(&self) -> Result<Value, String> {
+        let actor = self.actor.clone();
+        self.record(move |c| {
+            let host = actor.host.clone();
+            act::recover(c, &actor, &|r| runner_alive(r, &host))
+                .map(|ids| serde_json::json!(ids))
+                .map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Lapse old approvals, then run what is approved and revert what is due. Called by the
+    /// executor loop of a long-running process (TUI or daemon).
+    pub async fn tick(
+        &self,
+        reader: &std::sync::Mutex<rusqlite::Connection>,
+        notify: &(dyn Fn(&ActionRow) + Sync),
+    ) {
+        let actor = self.actor.clone();
+        let _ = self
+            .record(move |c| {
+                act::sweep(c, &actor)
+                    .map(|n| serde_json::json!(n))
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        let due = match reader.lock() {
+            Ok(c) => act::due(&c).unwrap_or_default(),
+            Err(_) => return,
+        };
+        let (approved, reverts) = due;
+        let mut runs = Vec::new();
+        for id in approved {
+            let me = self.clone();
+            runs.push(async move { me.run(id, notify).await });
+        }
+        // Actions approved together run together; each holds its own lease.
+        for r in futures_util::future::join_all(runs).await {
+            if let Err(e) = r {
+                tracing::debug!("executor: {e}");
+            }
+        }
+        for id in reverts {
+            if let Err(e) = self
+                .rollback(
+                    id,
+                    "automatic revert: the step's revert_after elapsed".into(),
+                    notify,
+                )
+                .await
+            {
+                tracing::warn!("automatic revert of action {id}: {e}");
+            }
+        }
+    }
+}
