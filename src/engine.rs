@@ -239,17 +239,24 @@ async fn executor(
     mut changed: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(EXECUTOR_TICK);
+    let mut wake = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             r = changed.changed() => if r.is_err() { break },
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
         let notify = |row: &ActionRow| {
             let _ = events.try_send(EngineEvent::Action(Box::new(row.clone())));
         };
-        responder.tick(&reader, &notify).await;
+        let next_revert = responder.tick(&reader, &notify).await;
+        // Wake for the next revert exactly, or at the regular tick for lapsing approvals.
+        let until_revert = next_revert
+            .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
+            .unwrap_or(EXECUTOR_TICK);
+        wake = tokio::time::Instant::now()
+            + until_revert.min(EXECUTOR_TICK)
+            + std::time::Duration::from_millis(5);
     }
 }
 

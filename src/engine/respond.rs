@@ -105,6 +105,7 @@ impl Responder {
             .change(move |c| act::decide(c, id, approve, &reason, &actor))
             .await?;
         progress(&row);
+        fault("after_decision");
         if row.status == "approved" {
             return self.run(id, progress).await;
         }
@@ -257,7 +258,7 @@ impl Responder {
         &self,
         reader: &std::sync::Mutex<rusqlite::Connection>,
         notify: &(dyn Fn(&ActionRow) + Sync),
-    ) {
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
         let actor = self.actor.clone();
         let _ = self
             .record(move |c| {
@@ -268,7 +269,7 @@ impl Responder {
             .await;
         let due = match reader.lock() {
             Ok(c) => act::due(&c).unwrap_or_default(),
-            Err(_) => return,
+            Err(_) => return None,
         };
         let (approved, reverts) = due;
         let mut runs = Vec::new();
@@ -294,5 +295,9 @@ impl Responder {
                 tracing::warn!("automatic revert of action {id}: {e}");
             }
         }
+        reader
+            .lock()
+            .ok()
+            .and_then(|c| act::next_revert(&c).ok().flatten())
     }
 }

@@ -439,7 +439,9 @@ fn apply_ops(
             }
             WriteOp::Action { apply, reply } => {
                 let r = apply(&sp);
-                let ok = r.is_ok();
+                // A refusal may have recorded why (a lapsed approval, a changed call): keep it.
+                // Only a database error undoes the change.
+                let ok = !matches!(r, Err(DecisionError::Db(_)));
                 (Some(Reply::Action(reply, Box::new(r))), ok)
             }
             WriteOp::Record { apply, reply } => {

@@ -212,6 +212,19 @@ pub fn due(conn: &Connection) -> rusqlite::Result<(Vec<i64>, Vec<i64>)> {
     Ok((approved, reverts))
 }
 
+/// When the next automatic revert falls due, if any.
+///
+/// # Errors
+/// SQLite errors.
+pub fn next_revert(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let at: Option<String> = conn.query_row(
+        "SELECT min(revert_at) FROM actions WHERE status = 'succeeded' AND revert_at IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(at.and_then(|a| super::super::normalize::parse_timestamp(&a)))
+}
+
 /// The key a connector passes on so a receiver can drop a repeated call.
 pub fn idempotency_key(row: &ActionRow) -> String {
     format!(

@@ -1,0 +1,428 @@
+//! Approval rules through the library: the two-person rule, lapsing approvals, edit-then-approve,
+//! a call changed after approval, and rollback by hand and on a timer. Analysts are `Actor`s
+//! with chosen uids (the OS lookup is tested in the CLI tests); every connector call goes to a
+//! local mock that counts them.
+
+use rusqlite::Connection;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil::engine::connector::Connectors;
+use vigil::engine::format::{FileFormat, Format};
+use vigil::engine::model::Model;
+use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::respond::Responder;
+use vigil::engine::score::{Bands, Scorer};
+use vigil::engine::store::{self, DecisionError, WriteOp, WriterConfig};
+use vigil::identity::Actor;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn analyst(uid: u32, name: &str) -> Actor {
+    Actor {
+        uid,
+        name: name.into(),
+        host: "test-host".into(),
+    }
+}
+
+const PLAYBOOK: &str = r#"
+name: contain
+description: test playbook with a two-person step that can be undone
+match:
+  all:
+    - field: rule.name
+      contains: "Mirai"
+steps:
+  - id: isolate
+    title: Isolate the source
+    connector: webhook
+    approval: two_analysts
+    approval_expires: 1h
+    params:
+      action: isolate
+      host: "${alert.source.ip}"
+    rollback:
+      connector: webhook
+      revert_after: REVERT
+      params:
+        action: release
+        host: "${alert.source.ip}"
+  - id: notify
+    title: Tell the channel
+    connector: webhook
+    approval: one_analyst
+    params:
+      text: "isolating ${alert.source.ip}"
+"#;
+
+struct World {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    tx: tokio::sync::mpsc::Sender<WriteOp>,
+    connectors: Arc<Connectors>,
+    server: MockServer,
+}
+
+impl World {
+    async fn new(revert: &str) -> World {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pb = dir.path().join("playbooks");
+        std::fs::create_dir_all(&pb).expect("mkdir");
+        std::fs::write(pb.join("contain.yaml"), PLAYBOOK.replace("REVERT", revert)).expect("write");
+        let connectors = Arc::new(Connectors {
+            blocklist_path: dir.path().join("bl.txt"),
+            webhook_url: Some(format!("{}/hook", server.uri())),
+            webhook_timeout: Duration::from_secs(5),
+        });
+        let playbooks = vigil::engine::playbook::load(Some(&pb), &connectors).expect("playbooks");
+        let pipeline = Pipeline {
+            scorer: Scorer::new(Model::embedded(), Bands::default()),
+            playbooks: Arc::new(playbooks),
+            connectors: connectors.clone(),
+        };
+        let db = dir.path().join("vigil.db");
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (changed, _keep) = tokio::sync::watch::channel(0);
+        // The proposing process runs as uid 500.
+        let cfg = WriterConfig {
+            incident_rules: vigil::config::Config::embedded()
+                .expect("config")
+                .incidents
+                .rules,
+            actor: analyst(500, "vigil-daemon"),
+        };
+        let _writer = store::spawn_writer(db.clone(), cfg, rx, changed).expect("writer");
+        let line = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
+        let first = format!("{}\n", line.lines().next().expect("line"));
+        let (lines, _) = split_lines(first.as_bytes(), 0, 1);
+        let batch = pipeline.process(
+            "fixture",
+            &FileFormat::detect(first.as_bytes(), Format::Auto),
+            lines,
+        );
+        let (reply, done) = tokio::sync::oneshot::channel();
+        tx.send(WriteOp::Ingest(batch, Some(reply)))
+            .await
+            .expect("send");
+        done.await.expect("reply").expect("ingest");
+        World {
+            _dir: dir,
+            db,
+            tx,
+            connectors,
+            server,
+        }
+    }
+
+    fn as_analyst(&self, actor: Actor) -> Responder {
+        Responder {
+            writer: self.tx.clone(),
+            connectors: self.connectors.clone(),
+            actor,
+        }
+    }
+
+    fn action(&self, step: &str) -> store::ActionRow {
+        let conn = Connection::open(&self.db).expect("db");
+        store::actions(&conn, None)
+            .expect("actions")
+            .into_iter()
+            .find(|a| a.step == step)
+            .expect("the step was proposed")
+    }
+
+    async fn calls(&self) -> Vec<serde_json::Value> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("json body"))
+            .collect()
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn none(_: &store::ActionRow) {}
+
+#[tokio::test]
+async fn two_person_rule_refuses_one_uid_and_the_proposer() {
+    let w = World::new("4h").await;
+    let id = w.action("isolate").id;
+    let alice = w.as_analyst(analyst(1001, "alice"));
+    let first = alice
+        .decide(id, true, "first look".into(), &none)
+        .await
+        .expect("first approval");
+    assert_eq!(first.status, "awaiting_second");
+    assert!(w.calls().await.is_empty(), "nothing runs on one approval");
+
+    // The same uid can never give the second approval, whatever name or host it claims.
+    for (name, host) in [
+        ("alice", "test-host"),
+        ("root", "test-host"),
+        ("bob", "other-host"),
+    ] {
+        let same_uid = w.as_analyst(Actor {
+            uid: 1001,
+            name: name.into(),
+            host: host.into(),
+        });
+        let err = same_uid
+            .decide(id, true, "again".into(), &none)
+            .await
+            .expect_err("same uid refused");
+        assert!(matches!(err, DecisionError::TwoPerson(_)), "{err}");
+    }
+    // Nor can the uid that proposed it.
+    let proposer = w.as_analyst(analyst(500, "vigil-daemon"));
+    let err = proposer
+        .decide(id, true, "me too".into(), &none)
+        .await
+        .expect_err("proposer refused");
+    assert!(err.to_string().contains("proposed this action"), "{err}");
+    assert_eq!(w.action("isolate").status, "awaiting_second");
+    assert!(w.calls().await.is_empty());
+
+    let bob = w.as_analyst(analyst(1002, "bob"));
+    let done = bob
+        .decide(id, true, "confirmed on the EDR".into(), &none)
+        .await
+        .expect("second approval");
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(
+        done.approvals.iter().map(|a| a.uid).collect::<Vec<_>>(),
+        [1001, 1002]
+    );
+    let calls = w.calls().await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["params"]["action"], "isolate");
+}
+
+#[tokio::test]
+async fn a_lapsed_first_approval_must_be_given_again() {
+    let w = World::new("4h").await;
+    let id = w.action("isolate").id;
+    w.as_analyst(analyst(1001, "alice"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("first");
+    // An hour passes.
+    Connection::open(&w.db)
+        .expect("db")
+        .execute(
+            "UPDATE actions SET approved_until = '2000-01-01T00:00:00Z' WHERE id = ?1",
+            [id],
+        )
+        .expect("age");
+    let err = w
+        .as_analyst(analyst(1002, "bob"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect_err("lapsed");
+    assert!(matches!(err, DecisionError::Expired(_)), "{err}");
+    let row = w.action("isolate");
+    assert_eq!(row.status, "proposed");
+    assert!(row.approvals.is_empty());
+    assert!(w.calls().await.is_empty());
+}
+
+#[tokio::test]
+async fn editing_voids_approvals_and_a_changed_call_never_runs() {
+    let w = World::new("4h").await;
+    let id = w.action("isolate").id;
+    let (alice, bob) = (
+        w.as_analyst(analyst(1001, "alice")),
+        w.as_analyst(analyst(1002, "bob")),
+    );
+    let before = alice
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("first");
+    let mut params = before.params.clone();
+    params.insert("host".into(), json!("203.0.113.77"));
+    let edited = bob
+        .edit(id, params, "isolate the NAT address instead".into())
+        .await
+        .expect("edit");
+    assert_eq!(edited.status, "proposed");
+    assert!(
+        edited.approvals.is_empty(),
+        "the first approval was for another call"
+    );
+    assert_ne!(edited.call_hash, before.call_hash);
+    assert!(edited.rendered.contains("203.0.113.77"));
+    alice
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("first again");
+    let done = bob
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("second");
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(w.calls().await[0]["params"]["host"], "203.0.113.77");
+
+    // The notify step: approved, then its params are changed behind vigil's back.
+    let notify = w.action("notify").id;
+    let conn = Connection::open(&w.db).expect("db");
+    conn.execute(
+        "UPDATE actions SET status = 'approved', approved_hash = call_hash WHERE id = ?1",
+        [notify],
+    )
+    .expect("approve");
+    conn.execute(
+        "UPDATE actions SET params = '{\"text\":\"rm -rf /\"}' WHERE id = ?1",
+        [notify],
+    )
+    .expect("tamper");
+    let err = bob
+        .run(notify, &none)
+        .await
+        .expect_err("changed call refused");
+    assert!(matches!(err, DecisionError::Changed(_)), "{err}");
+    assert_eq!(w.action("notify").status, "refused");
+    assert_eq!(w.calls().await.len(), 1, "the changed call was not made");
+}
+
+#[tokio::test]
+async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
+    let w = World::new("4h").await;
+    let id = w.action("isolate").id;
+    assert!(w
+        .action("isolate")
+        .rollback
+        .as_ref()
+        .is_some_and(|r| r.rendered.contains("release")));
+    w.as_analyst(analyst(1001, "alice"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("first");
+    let done = w
+        .as_analyst(analyst(1002, "bob"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("second");
+    assert!(
+        done.revert_at.is_some(),
+        "revert_after schedules an automatic revert"
+    );
+    let carol = w.as_analyst(analyst(1003, "carol"));
+    let err = carol
+        .rollback(id, " ".into(), &none)
+        .await
+        .expect_err("reason required");
+    assert!(matches!(err, DecisionError::NoReason));
+    let back = carol
+        .rollback(
+            id,
+            "false positive: the host is a scanner we run".into(),
+            &none,
+        )
+        .await
+        .expect("rollback");
+    assert_eq!(back.status, "rolled_back");
+    assert!(
+        back.revert_at.is_none(),
+        "a manual rollback cancels the timer"
+    );
+    let calls = w.calls().await;
+    assert_eq!(
+        calls
+            .iter()
+            .map(|c| c["params"]["action"].clone())
+            .collect::<Vec<_>>(),
+        [json!("isolate"), json!("release")]
+    );
+    let kinds: Vec<String> = Connection::open(&w.db)
+        .expect("db")
+        .prepare("SELECT kind FROM audit WHERE action_id = ?1 ORDER BY seq")
+        .expect("prepare")
+        .query_map([id], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        kinds,
+        [
+            "proposal",
+            "approval",
+            "approval",
+            "execution_intent",
+            "outcome",
+            "rollback_intent",
+            "rollback_outcome"
+        ]
+    );
+    let err = carol
+        .rollback(id, "again".into(), &none)
+        .await
+        .expect_err("only once");
+    assert!(err.to_string().contains("rolled_back"), "{err}");
+}
+
+/// The whole engine: an action with `revert_after: 1s` is undone by the executor when due,
+/// without anyone asking. The wait is on the engine's action events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_revert_runs_when_due() {
+    let w = World::new("1s").await;
+    let id = w.action("isolate").id;
+    w.as_analyst(analyst(1001, "alice"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("first");
+    let done = w
+        .as_analyst(analyst(1002, "bob"))
+        .decide(id, true, "ok".into(), &none)
+        .await
+        .expect("second");
+    assert_eq!(done.status, "succeeded");
+    let playbooks = vigil::engine::playbook::load(None, &w.connectors).expect("playbooks");
+    let mut h = vigil::engine::start(vigil::engine::EngineConfig {
+        db: w.db.clone(),
+        watch: vec![],
+        format: Format::Auto,
+        pipeline: Pipeline {
+            scorer: Scorer::new(Model::embedded(), Bands::default()),
+            playbooks: Arc::new(playbooks),
+            connectors: w.connectors.clone(),
+        },
+        incident_rules: vec![],
+        actor: analyst(0, "engine"),
+        loaded: json!({}),
+    })
+    .expect("engine");
+    let reverted = async {
+        loop {
+            match h.events.recv().await.expect("engine alive") {
+                vigil::engine::EngineEvent::Action(a)
+                    if a.id == id && a.status == "rolled_back" =>
+                {
+                    return *a
+                }
+                _ => {}
+            }
+        }
+    };
+    let row = tokio::time::timeout(Duration::from_secs(30), reverted)
+        .await
+        .expect("reverted in time");
+    assert!(row
+        .outcome
+        .as_deref()
+        .is_some_and(|o| o.starts_with("rollback:")));
+    h.shutdown().await;
+    assert_eq!(w.calls().await.len(), 2);
+}
