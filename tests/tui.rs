@@ -56,7 +56,7 @@ fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
     let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
     assert_eq!(
         keymap_error("unknown-action.toml"),
-        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, confirm, cancel)", p("unknown-action.toml"))
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, confirm, cancel)", p("unknown-action.toml"))
     );
     assert_eq!(
         keymap_error("bad-key.toml"),

@@ -16,14 +16,29 @@ pub enum Focus {
     Actions,
 }
 
-/// The reason prompt of an approve/reject confirmation.
+/// What a prompt will do when confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Approve,
+    /// The second approval of a two-analyst step.
+    SecondApproval,
+    Reject,
+    Rollback,
+    Edit,
+}
+
+/// The reason prompt of a decision (and, for an edit, the new params).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
     pub action_id: i64,
-    pub approve: bool,
-    /// The exact call, shown so the analyst approves what will run.
+    pub kind: PromptKind,
+    /// The exact call, shown so the analyst decides on what will run.
     pub rendered: String,
     pub reason: String,
+    /// Edit only: the params as JSON, prefilled with the current ones.
+    pub params: String,
+    /// Edit only: which field is being typed in (0 params, 1 reason).
+    pub field: u8,
     pub error: Option<String>,
 }
 
@@ -245,19 +260,55 @@ impl App {
                         p.error = Some("a reason is required".into());
                         return;
                     }
-                    let (id, approve, reason) =
-                        (p.action_id, p.approve, p.reason.trim().to_string());
-                    self.outbox.push(EngineCommand::Decide {
-                        action_id: id,
-                        approve,
-                        reason,
-                    });
+                    let (id, reason) = (p.action_id, p.reason.trim().to_string());
+                    let (cmd, verb) = match p.kind {
+                        PromptKind::Approve | PromptKind::SecondApproval => (
+                            EngineCommand::Decide {
+                                action_id: id,
+                                approve: true,
+                                reason,
+                            },
+                            "approving",
+                        ),
+                        PromptKind::Reject => (
+                            EngineCommand::Decide {
+                                action_id: id,
+                                approve: false,
+                                reason,
+                            },
+                            "rejecting",
+                        ),
+                        PromptKind::Rollback => (
+                            EngineCommand::Rollback {
+                                action_id: id,
+                                reason,
+                            },
+                            "rolling back",
+                        ),
+                        PromptKind::Edit => {
+                            match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+                                &p.params,
+                            ) {
+                                Ok(params) => (
+                                    EngineCommand::Edit {
+                                        action_id: id,
+                                        params,
+                                        reason,
+                                    },
+                                    "editing",
+                                ),
+                                Err(e) => {
+                                    p.error = Some(format!("params: not a JSON object: {e}"));
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    self.outbox.push(cmd);
                     self.overlay = Overlay::None;
-                    self.set_notice(format!(
-                        "{} action {id}…",
-                        if approve { "approving" } else { "rejecting" }
-                    ));
+                    self.set_notice(format!("{verb} action {id}…"));
                 }
+                Action::FocusNext if p.kind == PromptKind::Edit => p.field = 1 - p.field.min(1),
                 Action::Cancel => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
                 _ => {}
@@ -281,7 +332,10 @@ impl App {
                     Focus::Actions => Focus::Queue,
                 }
             }
-            Action::Approve | Action::Reject => self.open_prompt(action == Action::Approve),
+            Action::Approve => self.open_prompt(PromptKind::Approve),
+            Action::Reject => self.open_prompt(PromptKind::Reject),
+            Action::Rollback => self.open_prompt(PromptKind::Rollback),
+            Action::Edit => self.open_prompt(PromptKind::Edit),
             Action::Cancel | Action::Confirm => {}
             Action::Next
             | Action::Prev
@@ -295,21 +349,42 @@ impl App {
         }
     }
 
-    fn open_prompt(&mut self, approve: bool) {
+    fn open_prompt(&mut self, mut kind: PromptKind) {
         let Some(a) = self.selected_action() else {
             self.set_error("no proposed action for this alert".into());
             return;
         };
-        if a.status != "proposed" {
-            let msg = format!("action {} is already {}", a.id, a.status);
+        let pending = a.status == "proposed" || a.status == "awaiting_second";
+        let refusal = match kind {
+            PromptKind::Rollback if a.rollback.is_none() => {
+                Some(format!("action {} has no rollback call", a.id))
+            }
+            PromptKind::Rollback if a.status != "succeeded" => Some(format!(
+                "action {} is {}; only a succeeded action can be rolled back",
+                a.id, a.status
+            )),
+            PromptKind::Rollback => None,
+            _ if !pending => Some(format!("action {} is already {}", a.id, a.status)),
+            _ => None,
+        };
+        if let Some(msg) = refusal {
             self.set_error(msg);
             return;
         }
+        if kind == PromptKind::Approve && a.status == "awaiting_second" {
+            kind = PromptKind::SecondApproval;
+        }
+        let rendered = match (kind, &a.rollback) {
+            (PromptKind::Rollback, Some(rb)) => rb.rendered.clone(),
+            _ => a.rendered.clone(),
+        };
         self.overlay = Overlay::Prompt(Prompt {
             action_id: a.id,
-            approve,
-            rendered: a.rendered.clone(),
+            kind,
+            rendered,
             reason: String::new(),
+            params: serde_json::Value::Object(a.params.clone()).to_string(),
+            field: if kind == PromptKind::Edit { 0 } else { 1 },
             error: None,
         });
     }

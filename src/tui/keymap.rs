@@ -23,6 +23,8 @@ pub enum Action {
     PageUp,
     Approve,
     Reject,
+    Rollback,
+    Edit,
     Confirm,
     Cancel,
 }
@@ -40,6 +42,8 @@ impl Action {
         Action::PageUp,
         Action::Approve,
         Action::Reject,
+        Action::Rollback,
+        Action::Edit,
         Action::Confirm,
         Action::Cancel,
     ];
@@ -57,6 +61,8 @@ impl Action {
             Action::PageUp => "page_up",
             Action::Approve => "approve",
             Action::Reject => "reject",
+            Action::Rollback => "rollback",
+            Action::Edit => "edit",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
         }
@@ -76,6 +82,12 @@ impl Action {
             Action::PageUp => "page up",
             Action::Approve => "approve the selected action (asks for a reason)",
             Action::Reject => "reject the selected action (asks for a reason)",
+            Action::Rollback => {
+                "undo the selected action with its rollback call (asks for a reason)"
+            }
+            Action::Edit => {
+                "edit the selected action's params before approving (asks for a reason)"
+            }
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
         }

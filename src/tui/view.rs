@@ -68,7 +68,11 @@ impl Palette {
     }
     fn status(&self, status: &str) -> Style {
         match status {
-            "proposed" => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            "proposed" | "awaiting_second" => self.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            "unknown" | "rollback_unknown" | "rollback_failed" => {
+                self.fg(Color::Red).add_modifier(Modifier::BOLD)
+            }
+            "rolled_back" => self.fg(Color::Cyan),
             "succeeded" => self.fg(Color::Green),
             "failed" | "refused" => self.fg(Color::Red).add_modifier(Modifier::BOLD),
             "running" | "approved" => self.fg(Color::Cyan),
@@ -225,6 +229,17 @@ fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         Table::new(rows, widths).header(header).column_spacing(1),
         area,
     );
+}
+
+/// What an action's status means to an analyst.
+fn status_label(status: &str) -> String {
+    match status {
+        "proposed" => "PENDING".into(),
+        "awaiting_second" => "NEEDS 2ND APPROVAL".into(),
+        "unknown" => "OUTCOME UNKNOWN".into(),
+        "rollback_unknown" => "ROLLBACK OUTCOME UNKNOWN".into(),
+        other => other.replace('_', " ").to_uppercase(),
+    }
 }
 
 fn endpoint(ip: Option<std::net::IpAddr>, port: Option<u16>) -> String {
@@ -406,7 +421,12 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         let mut head = vec![
             Span::raw(marker),
             Span::styled(
-                format!("#{} {}", a.id, a.status.to_uppercase()),
+                format!(
+                    "#{} {}{}",
+                    a.id,
+                    status_label(&a.status),
+                    if a.escalated { " ESCALATED" } else { "" }
+                ),
                 pal.status(&a.status),
             ),
             Span::raw(" "),
@@ -422,11 +442,44 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
             format!("    {}", untrusted(&a.rendered)),
             pal.dim(),
         ));
-        let by = match (&a.decided_by, &a.reason) {
-            (Some(who), Some(why)) => format!("    by {} — {}", untrusted(who), untrusted(why)),
-            _ => format!("    {} · {}", untrusted(&a.playbook), a.approval.as_str()),
+        let needed = if a.approval == crate::engine::playbook::ApprovalPolicy::TwoAnalysts {
+            2
+        } else {
+            1
         };
-        lines.push(Line::styled(by, pal.dim()));
+        if a.approvals.is_empty() {
+            let by = match (&a.decided_by, &a.reason) {
+                (Some(who), Some(why)) => format!("    by {} — {}", untrusted(who), untrusted(why)),
+                _ => format!(
+                    "    {} · {}",
+                    untrusted(&a.playbook),
+                    a.approval.as_str().replace('_', " ")
+                ),
+            };
+            lines.push(Line::styled(by, pal.dim()));
+        }
+        for (n, ap) in a.approvals.iter().enumerate() {
+            lines.push(Line::styled(
+                format!(
+                    "    approved {}/{needed} by {} — {}",
+                    n + 1,
+                    untrusted(&ap.name),
+                    untrusted(&ap.reason)
+                ),
+                pal.dim(),
+            ));
+        }
+        if let Some(rb) = &a.rollback {
+            let auto = a
+                .revert_at
+                .as_deref()
+                .map(|t| format!(" (automatic at {})", short_time(t)))
+                .unwrap_or_default();
+            lines.push(Line::styled(
+                format!("    undo: {}{auto}", untrusted(&rb.rendered)),
+                pal.dim(),
+            ));
+        }
         if let Some(o) = &a.outcome {
             lines.push(Line::styled(
                 format!("    → {}", untrusted(o)),
@@ -486,26 +539,45 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let Overlay::Prompt(p) = &app.overlay else {
         return;
     };
-    let verb = if p.approve { "Approve" } else { "Reject" };
-    let rect = centered(area, area.width.saturating_sub(4).min(76), 9);
+    use super::app::PromptKind;
+    let (verb, colour, what) = match p.kind {
+        PromptKind::Approve => ("Approve", Color::Green, "This exact call will run:"),
+        PromptKind::SecondApproval => (
+            "Second approval of",
+            Color::Green,
+            "Two-person rule: this exact call will run:",
+        ),
+        PromptKind::Reject => ("Reject", Color::Red, "This call will not run:"),
+        PromptKind::Rollback => ("Roll back", Color::Yellow, "This undo call will run:"),
+        PromptKind::Edit => ("Edit", Color::Yellow, "Now:"),
+    };
+    let rect = centered(
+        area,
+        area.width.saturating_sub(4).min(76),
+        if p.kind == PromptKind::Edit { 11 } else { 9 },
+    );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(format!("{verb} action #{}", p.action_id))
-        .border_style(if p.approve {
-            pal.fg(Color::Green)
-        } else {
-            pal.fg(Color::Red)
-        });
+        .border_style(pal.fg(colour));
+    let cursor = |on: bool| Span::styled(if on { "█" } else { "" }, pal.dim());
     let mut lines = vec![
-        Line::styled("This exact call will run:", pal.dim()),
+        Line::styled(what, pal.dim()),
         Line::raw(untrusted(&p.rendered)),
         Line::raw(""),
-        Line::from(vec![
-            Span::styled("Reason: ", pal.title()),
-            Span::raw(untrusted(&p.reason)),
-            Span::styled("█", pal.dim()),
-        ]),
     ];
+    if p.kind == PromptKind::Edit {
+        lines.push(Line::from(vec![
+            Span::styled("Params: ", pal.title()),
+            Span::raw(untrusted(&p.params)),
+            cursor(p.field == 0),
+        ]));
+    }
+    lines.push(Line::from(vec![
+        Span::styled("Reason: ", pal.title()),
+        Span::raw(untrusted(&p.reason)),
+        cursor(p.field == 1),
+    ]));
     if let Some(e) = &p.error {
         lines.push(Line::styled(
             e.clone(),
@@ -522,8 +594,13 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         .unwrap_or_default();
     lines.push(Line::styled(
         format!(
-            "{confirm}: {} · {cancel}: cancel · a reason is required",
-            verb.to_lowercase()
+            "{confirm}: {} · {cancel}: cancel · a reason is required{}",
+            verb.to_lowercase(),
+            if p.kind == PromptKind::Edit {
+                " · tab: next field"
+            } else {
+                ""
+            }
         ),
         pal.dim(),
     ));
