@@ -370,74 +370,175 @@ impl Playbook {
     }
 
     /// Check what the YAML parser cannot: operators, connectors, placeholders, unique ids,
-    /// durations and retry limits.
-    fn check(&self, connectors: &Connectors) -> Result<(), PlaybookError> {
-        let at = |what: String| {
-            PlaybookError(format!("{}: playbook {}: {what}", self.source, self.name))
-        };
+    /// durations and retry limits. Each problem names the place it is at, which `parse` turns
+    /// into a line and column.
+    fn check(&self, connectors: &Connectors) -> Result<(), (Place, String)> {
         if self.steps.is_empty() {
-            return Err(at("has no steps".into()));
+            return Err((Place::Steps, "has no steps".into()));
         }
-        let step_conditions = self.steps.iter().flat_map(|s| s.when.iter());
-        for c in self
-            .matcher
-            .all
-            .iter()
-            .chain(&self.matcher.any)
-            .chain(step_conditions)
-        {
-            if c.operator_count() != 1 {
-                return Err(at(format!(
-                    "match on `{}`: give exactly one of equals, one_of, contains, contains_any, gte, lte, exists",
-                    c.field
-                )));
+        let lists = [("all", &self.matcher.all), ("any", &self.matcher.any)];
+        for (list, conds) in lists {
+            for (i, c) in conds.iter().enumerate() {
+                if c.operator_count() != 1 {
+                    return Err((
+                        Place::Condition(list, i),
+                        format!("match on `{}`: {ONE_OPERATOR}", c.field),
+                    ));
+                }
             }
         }
         let mut ids = std::collections::HashSet::new();
-        for s in &self.steps {
+        for (n, s) in self.steps.iter().enumerate() {
+            let at = |field: &'static str, msg: String| {
+                (Place::Step(n, field), format!("step {}: {msg}", s.id))
+            };
             if !ids.insert(&s.id) {
-                return Err(at(format!("step {}: duplicate step id", s.id)));
+                return Err(at("id", "duplicate step id".into()));
+            }
+            for (i, c) in s.when.iter().enumerate() {
+                if c.operator_count() != 1 {
+                    return Err((
+                        Place::When(n, i),
+                        format!("step {}: when `{}`: {ONE_OPERATOR}", s.id, c.field),
+                    ));
+                }
             }
             if !connectors.knows(&s.connector) {
-                return Err(at(format!(
-                    "step {}: unknown connector `{}` (known: {})",
-                    s.id,
-                    s.connector,
-                    Connectors::KINDS.join(", ")
-                )));
+                return Err(at(
+                    "connector",
+                    format!(
+                        "unknown connector `{}` (known: {})",
+                        s.connector,
+                        Connectors::KINDS.join(", ")
+                    ),
+                ));
             }
             for (k, t) in &s.params {
-                template::placeholders(t)
-                    .map_err(|e| at(format!("step {}: param `{k}`: {e}", s.id)))?;
+                template::placeholders(t).map_err(|e| {
+                    (
+                        Place::Param(n, k.clone()),
+                        format!("step {}: param `{k}`: {e}", s.id),
+                    )
+                })?;
             }
-            for d in [&s.approval_expires, &s.timeout].into_iter().flatten() {
-                parse_duration(d).map_err(|e| at(format!("step {}: {e}", s.id)))?;
+            if let Some(d) = &s.approval_expires {
+                parse_duration(d).map_err(|e| at("approval_expires", e))?;
+            }
+            if let Some(d) = &s.timeout {
+                parse_duration(d).map_err(|e| at("timeout", e))?;
             }
             if !(1..=10).contains(&s.retry.attempts)
                 || !(0.0..=3600.0).contains(&s.retry.backoff_seconds)
             {
-                return Err(at(format!(
-                    "step {}: retry attempts must be 1-10 and backoff_seconds 0-3600",
-                    s.id
-                )));
+                return Err(at(
+                    "retry",
+                    "retry attempts must be 1-10 and backoff_seconds 0-3600".into(),
+                ));
             }
             if let Some(r) = &s.rollback {
                 if !connectors.knows(&r.connector) {
-                    return Err(at(format!(
-                        "step {}: rollback: unknown connector `{}`",
-                        s.id, r.connector
-                    )));
+                    return Err(at(
+                        "rollback",
+                        format!("rollback: unknown connector `{}`", r.connector),
+                    ));
                 }
                 for (k, t) in &r.params {
                     template::placeholders(t)
-                        .map_err(|e| at(format!("step {}: rollback param `{k}`: {e}", s.id)))?;
+                        .map_err(|e| at("rollback", format!("rollback param `{k}`: {e}")))?;
                 }
                 if let Some(d) = &r.revert_after {
-                    parse_duration(d).map_err(|e| at(format!("step {}: rollback: {e}", s.id)))?;
+                    parse_duration(d).map_err(|e| at("rollback", format!("rollback: {e}")))?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+const ONE_OPERATOR: &str =
+    "give exactly one of equals, one_of, contains, contains_any, gte, lte, exists";
+
+/// Where in a playbook a problem is.
+#[derive(Debug, Clone)]
+enum Place {
+    Steps,
+    Condition(&'static str, usize),
+    Step(usize, &'static str),
+    When(usize, usize),
+    Param(usize, String),
+}
+
+/// The same file read again for locations only: every field a check can complain about,
+/// wrapped in `Spanned`.
+#[derive(Deserialize)]
+struct Located {
+    #[serde(default)]
+    steps: Option<serde_saphyr::Spanned<Vec<LocatedStep>>>,
+    #[serde(rename = "match", default)]
+    matcher: Option<LocatedMatch>,
+}
+
+#[derive(Deserialize)]
+struct LocatedMatch {
+    #[serde(default)]
+    all: Vec<LocatedCondition>,
+    #[serde(default)]
+    any: Vec<LocatedCondition>,
+}
+
+#[derive(Deserialize)]
+struct LocatedCondition {
+    field: serde_saphyr::Spanned<String>,
+}
+
+#[derive(Deserialize)]
+struct LocatedStep {
+    id: serde_saphyr::Spanned<String>,
+    connector: Option<serde_saphyr::Spanned<String>>,
+    #[serde(default)]
+    when: Vec<LocatedCondition>,
+    #[serde(default)]
+    params: BTreeMap<String, serde_saphyr::Spanned<String>>,
+    approval_expires: Option<serde_saphyr::Spanned<String>>,
+    timeout: Option<serde_saphyr::Spanned<String>>,
+    retry: Option<serde_saphyr::Spanned<Retry>>,
+    rollback: Option<serde_saphyr::Spanned<LocatedRollback>>,
+}
+
+#[derive(Deserialize)]
+struct LocatedRollback {
+    #[serde(default)]
+    #[allow(dead_code)]
+    connector: Option<String>,
+}
+
+impl Located {
+    /// `(line, column)` of a place, when the file says.
+    fn find(&self, place: &Place) -> Option<(u64, u64)> {
+        let loc = |l: &serde_saphyr::Location| (l.line(), l.column());
+        let step = |n: usize| self.steps.as_ref().and_then(|s| s.value.get(n));
+        match place {
+            Place::Steps => self.steps.as_ref().map(|s| loc(&s.referenced)),
+            Place::Condition(list, i) => {
+                let m = self.matcher.as_ref()?;
+                let conds = if *list == "all" { &m.all } else { &m.any };
+                conds.get(*i).map(|c| loc(&c.field.referenced))
+            }
+            Place::When(n, i) => step(*n)?.when.get(*i).map(|c| loc(&c.field.referenced)),
+            Place::Param(n, k) => step(*n)?.params.get(k).map(|p| loc(&p.referenced)),
+            Place::Step(n, field) => {
+                let s = step(*n)?;
+                let at = match *field {
+                    "connector" => s.connector.as_ref().map(|c| loc(&c.referenced)),
+                    "approval_expires" => s.approval_expires.as_ref().map(|c| loc(&c.referenced)),
+                    "timeout" => s.timeout.as_ref().map(|c| loc(&c.referenced)),
+                    "retry" => s.retry.as_ref().map(|c| loc(&c.referenced)),
+                    "rollback" => s.rollback.as_ref().map(|c| loc(&c.referenced)),
+                    _ => None,
+                };
+                at.or_else(|| Some(loc(&s.id.referenced)))
+            }
+        }
     }
 }
 
@@ -470,12 +571,13 @@ fn render_call(
 pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbook, PlaybookError> {
     let mut pb: Playbook = serde_saphyr::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        let one_line = msg
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .trim()
-            .to_string();
+        let mut one_line = msg.lines().next().unwrap_or("invalid YAML").trim();
+        // The parser repeats the place that is printed in front.
+        one_line = one_line.strip_prefix("error: ").unwrap_or(one_line);
+        if one_line.starts_with("line ") {
+            one_line = one_line.split_once(": ").map_or(one_line, |(_, rest)| rest);
+        }
+        let one_line = one_line.to_string();
         match e.location() {
             Some(loc) => PlaybookError(format!(
                 "{source}:{}:{}: {one_line}",
@@ -487,7 +589,14 @@ pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbo
     })?;
     pb.source = source.to_string();
     pb.sha256 = sha256_hex(text.as_bytes());
-    pb.check(connectors)?;
+    if let Err((place, msg)) = pb.check(connectors) {
+        let located: Option<Located> = serde_saphyr::from_str(text).ok();
+        let at = located.and_then(|l| l.find(&place)).filter(|(l, _)| *l > 0);
+        return Err(PlaybookError(match at {
+            Some((line, col)) => format!("{source}:{line}:{col}: playbook {}: {msg}", pb.name),
+            None => format!("{source}: playbook {}: {msg}", pb.name),
+        }));
+    }
     Ok(pb)
 }
 
