@@ -515,6 +515,7 @@ fn ingest(
             WriterConfig {
                 incident_rules: setup.config.incidents.rules.clone(),
                 actor: Actor::current(),
+                playbooks: Some((pipeline.playbooks.clone(), pipeline.connectors.clone())),
             },
             rx,
             changed,
@@ -800,6 +801,7 @@ fn with_responder<T>(
             WriterConfig {
                 incident_rules: setup.config.incidents.rules.clone(),
                 actor: actor.clone(),
+                playbooks: None,
             },
             rx,
             changed,

@@ -145,6 +145,10 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         WriterConfig {
             incident_rules: cfg.incident_rules.clone(),
             actor: cfg.actor.clone(),
+            playbooks: Some((
+                cfg.pipeline.playbooks.clone(),
+                cfg.pipeline.connectors.clone(),
+            )),
         },
         write_rx,
         changed_tx,

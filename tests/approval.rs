@@ -97,6 +97,7 @@ impl World {
                 .incidents
                 .rules,
             actor: analyst(500, "vigil-daemon"),
+            playbooks: None,
         };
         let _writer = store::spawn_writer(db.clone(), cfg, rx, changed).expect("writer");
         let line = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");

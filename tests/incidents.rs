@@ -100,3 +100,55 @@ fn rules_come_from_config_and_bad_rules_are_refused() {
         "{err}"
     );
 }
+
+/// A playbook that reads the incident: it proposes only once the incident is big enough, and
+/// its template sees the count.
+#[test]
+fn playbooks_can_match_and_template_on_the_incident() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let pb_dir = home.path().join("playbooks");
+    std::fs::create_dir_all(&pb_dir).expect("mkdir");
+    std::fs::write(
+        pb_dir.join("burst.yaml"),
+        r#"
+name: burst
+description: block a source that fires the same rule five times
+match:
+  all:
+    - field: rule.id
+      equals: "1"
+    - field: incident.alert_count
+      gte: 5
+steps:
+  - id: block
+    title: Block the bursting source
+    connector: blocklist
+    params:
+      entry: "${alert.source.ip}"
+      note: "${incident.alert_count} alerts"
+"#,
+    )
+    .expect("playbook");
+    let config = format!("[playbooks]\ndir = \"{}\"\n", pb_dir.display());
+    let lines: Vec<String> = (0..7)
+        .map(|m| eve(&format!("2024-01-01T10:0{m}:00Z"), 1, "203.0.113.5"))
+        .collect();
+    let ids = incidents(home.path(), &lines, Some(&config));
+    assert!(ids.iter().all(|i| *i == ids[0]), "one incident: {ids:?}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["actions", "--all"])
+        .env("VIGIL_DATA", home.path().join("data"))
+        .env("VIGIL_CONFIG", home.path().join("config"))
+        .output()
+        .expect("vigil");
+    let actions: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    // Alerts 5, 6 and 7 each match; they render different notes, so three proposals.
+    let notes: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| a["params"]["note"].as_str())
+        .collect();
+    assert_eq!(notes, ["5 alerts", "6 alerts", "7 alerts"]);
+}

@@ -125,6 +125,7 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
                 .incidents
                 .rules,
             actor: Actor::current(),
+            playbooks: None,
         },
         rx,
         changed,

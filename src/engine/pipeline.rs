@@ -88,7 +88,17 @@ impl Pipeline {
                     doc: std::cell::OnceCell::new(),
                 };
                 let mut proposals = Vec::new();
-                for pb in self.playbooks.iter().filter(|p| p.matches(&view)) {
+                let mut deferred = Vec::new();
+                for (i, pb) in self.playbooks.iter().enumerate() {
+                    if pb.needs_incident() {
+                        if pb.matches_before_incident(&view) {
+                            deferred.push(i);
+                        }
+                        continue;
+                    }
+                    if !pb.matches(&view) {
+                        continue;
+                    }
                     let (mut p, skipped) = pb.propose(view.doc(), &self.connectors);
                     for s in skipped {
                         tracing::debug!("proposal not made: {s}");
@@ -97,6 +107,7 @@ impl Pipeline {
                 }
                 // Serialised here, on the parsing thread, so the one writer only binds text. The
                 // raw document has its own column; it is not repeated inside the alert's JSON.
+                let match_doc = (!deferred.is_empty()).then(|| view.doc().clone());
                 let original = std::mem::take(&mut alert.original);
                 let alert_json = serde_json::to_string(&alert).unwrap_or_default();
                 alert.original = original;
@@ -109,6 +120,8 @@ impl Pipeline {
                     line_no,
                     alert_json,
                     score_json,
+                    deferred,
+                    match_doc,
                 });
             }
             Ok(Parsed::Skipped) => batch.skipped += 1,

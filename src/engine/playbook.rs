@@ -304,6 +304,29 @@ impl Playbook {
             && (self.matcher.any.is_empty() || self.matcher.any.iter().any(|c| c.holds(doc)))
     }
 
+    /// True when the playbook reads the alert's incident (`incident.*` in a condition or a
+    /// template): it can only be decided once the writer has put the alert in its incident.
+    pub fn needs_incident(&self) -> bool {
+        let cond = |c: &Condition| c.field.starts_with("incident.");
+        let tmpl = |t: &String| t.contains("${incident.");
+        self.matcher.all.iter().chain(&self.matcher.any).any(cond)
+            || self.steps.iter().any(|s| {
+                s.when.iter().any(cond)
+                    || s.params.values().any(tmpl)
+                    || s.rollback
+                        .as_ref()
+                        .is_some_and(|r| r.params.values().any(tmpl))
+            })
+    }
+
+    /// Everything but the incident conditions (which count as holding): the cheap first pass
+    /// before the writer knows the incident.
+    pub fn matches_before_incident(&self, doc: &dyn Fields) -> bool {
+        let holds = |c: &Condition| c.field.starts_with("incident.") || c.holds(doc);
+        self.matcher.all.iter().all(holds)
+            && (self.matcher.any.is_empty() || self.matcher.any.iter().any(holds))
+    }
+
     /// Render every step for an alert document. A step whose placeholders cannot be filled is
     /// left out (it cannot run) and its reason returned beside the proposals.
     pub fn propose(
@@ -311,7 +334,11 @@ impl Playbook {
         alert_doc: &Value,
         connectors: &Connectors,
     ) -> (Vec<ProposedAction>, Vec<String>) {
-        let ctx = serde_json::json!({"alert": alert_doc, "vigil": alert_doc.get("vigil")});
+        let ctx = serde_json::json!({
+            "alert": alert_doc,
+            "vigil": alert_doc.get("vigil"),
+            "incident": alert_doc.get("incident"),
+        });
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {

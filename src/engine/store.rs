@@ -231,6 +231,10 @@ pub struct ReadyAlert {
     /// `alert` without its raw document, and `score`, as stored.
     pub alert_json: String,
     pub score_json: String,
+    /// Playbooks (by index) that matched so far but read the incident: the writer finishes them.
+    pub deferred: Vec<usize>,
+    /// The document they match on, when there are any.
+    pub match_doc: Option<Value>,
 }
 
 /// A line that could not become an alert, kept with its reason.
@@ -341,6 +345,11 @@ pub enum WriteOp {
 pub struct WriterConfig {
     pub incident_rules: Vec<super::incident::IncidentRule>,
     pub actor: Actor,
+    /// Playbooks and connectors for proposals that need the incident (see `ReadyAlert::deferred`).
+    pub playbooks: Option<(
+        std::sync::Arc<Vec<super::playbook::Playbook>>,
+        std::sync::Arc<super::connector::Connectors>,
+    )>,
 }
 
 /// Most operations folded into one transaction: enough to amortise the commit, few enough that
@@ -617,6 +626,21 @@ fn ingest(
         for p in &r.proposals {
             actions::propose(tx, p, alert_id, &cfg.actor)?;
         }
+        if let (Some((playbooks, connectors)), Some(doc), Some(_)) =
+            (&cfg.playbooks, &r.match_doc, &incident)
+        {
+            let mut doc = doc.clone();
+            if let (Value::Object(m), Some(state)) = (&mut doc, incidents.last_state()) {
+                m.insert("incident".into(), state);
+            }
+            for pb in r.deferred.iter().filter_map(|i| playbooks.get(*i)) {
+                if pb.matches(&doc) {
+                    for p in pb.propose(&doc, connectors).0 {
+                        actions::propose(tx, &p, alert_id, &cfg.actor)?;
+                    }
+                }
+            }
+        }
     }
     incidents.flush(tx)?;
     for q in &b.quarantined {
@@ -693,12 +717,16 @@ pub fn insert_raw(conn: &Connection, b: &IngestBatch) -> rusqlite::Result<()> {
 #[derive(Default)]
 pub struct IncidentCache {
     by_key: HashMap<String, CachedIncident>,
+    /// The key the last `assign` used, so its state can be read without a search.
+    last_key: Option<String>,
 }
 
 struct CachedIncident {
     id: i64,
     first: DateTime<Utc>,
     last: DateTime<Utc>,
+    /// Alerts in the incident, this one included.
+    count: u64,
     added: u64,
     max_risk: Option<u8>,
 }
@@ -730,7 +758,7 @@ impl IncidentCache {
         if !self.by_key.get(&key).is_some_and(fits) {
             let found = tx
                 .prepare_cached(
-                    "SELECT id, first_seen, last_seen FROM incidents
+                    "SELECT id, first_seen, last_seen, alert_count FROM incidents
                      WHERE group_key = ?1 AND last_seen >= ?2 AND first_seen <= ?3
                      ORDER BY last_seen DESC LIMIT 1",
                 )?
@@ -739,14 +767,16 @@ impl IncidentCache {
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
                     ))
                 })
                 .optional()?;
             let cached = match found {
-                Some((id, first, last)) => CachedIncident {
+                Some((id, first, last, count)) => CachedIncident {
                     id,
                     first: super::normalize::parse_timestamp(&first).unwrap_or(t),
                     last: super::normalize::parse_timestamp(&last).unwrap_or(t),
+                    count: count.max(0) as u64,
                     added: 0,
                     max_risk: None,
                 },
@@ -760,6 +790,7 @@ impl IncidentCache {
                         id: tx.last_insert_rowid(),
                         first: t,
                         last: t,
+                        count: 0,
                         added: 0,
                         max_risk: None,
                     }
@@ -777,7 +808,9 @@ impl IncidentCache {
         let Some(c) = self.by_key.get_mut(&key) else {
             return Ok(None);
         };
+        self.last_key = Some(key);
         c.added += 1;
+        c.count += 1;
         c.first = c.first.min(t);
         c.last = c.last.max(t);
         c.max_risk = c.max_risk.max(risk);
@@ -799,6 +832,15 @@ impl IncidentCache {
             c.max_risk
         ])?;
         Ok(())
+    }
+
+    /// What templates and conditions see as `incident.*`, for the incident the last alert
+    /// joined.
+    fn last_state(&self) -> Option<Value> {
+        let key = self.last_key.as_ref()?;
+        self.by_key.get(key).map(|c| {
+            json!({"id": c.id, "alert_count": c.count, "first_seen": ts(&c.first), "last_seen": ts(&c.last)})
+        })
     }
 
     /// Apply this batch's counts.
