@@ -362,6 +362,10 @@ fn ingest(
     forced: crate::engine::format::Format,
 ) -> Result<ExitCode, Failure> {
     let pipeline = setup.pipeline(None)?;
+    let formats = setup
+        .config
+        .format_settings()
+        .map_err(|e| Failure::Usage(e.0))?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -382,9 +386,10 @@ fn ingest(
         for f in files {
             let bytes = read_maybe_gz(f)?;
             let label = f.display().to_string();
-            let format = crate::engine::format::FileFormat::detect(
-                &bytes[..bytes.len().min(64 * 1024)],
+            let format = crate::engine::format::FileFormat::detect_with(
+                &bytes[..bytes.len().min(crate::engine::format::HEAD_BYTES)],
                 forced,
+                &formats,
             );
             if !format.is_line_oriented() {
                 let p = pipeline.clone();
