@@ -389,7 +389,8 @@ impl FileFormat {
         normalize_json(&doc, text, producer, &self.settings.mappings)
     }
 
-    /// Every record of a whole document, in order, each with where it sits in the file.
+    /// Every record of a whole file, in order, each with where it sits in it: the records of a
+    /// JSON document, or the non-blank lines of a line-oriented file.
     pub fn parse_records(&self, bytes: &[u8]) -> Vec<DocumentRecord> {
         let whole = |parsed| {
             vec![DocumentRecord {
@@ -408,7 +409,7 @@ impl FileFormat {
             ))));
         }
         let producer = match &self.framing {
-            Framing::JsonLines(p) | Framing::JsonDocument(p) => *p,
+            Framing::JsonDocument(p) => *p,
             _ => {
                 // Not a JSON document: cut it into lines like the tailer would.
                 return lines_of(bytes)
@@ -444,6 +445,7 @@ impl FileFormat {
                 return out;
             }
         };
+        let to_file = OffsetMap::new(body, valid);
         recs.into_iter()
             .enumerate()
             .map(|(i, rec)| {
@@ -466,12 +468,13 @@ impl FileFormat {
                 } else {
                     self.json_record(rec.as_bytes(), producer)
                 };
-                let begin = skipped + start;
+                let begin = skipped + to_file.original(start);
+                let end = skipped + to_file.original(start + rec.len());
                 DocumentRecord {
                     record: i as u64 + 1,
                     line_no,
                     byte_offset: begin as u64,
-                    span: begin..(begin + rec.len()).min(bytes.len()),
+                    span: begin..end.min(bytes.len()),
                     parsed,
                 }
             })
@@ -510,6 +513,42 @@ fn unrecognised_hint(line: &[u8], csv: &settings::CsvSettings) -> Arc<str> {
             .into()
         }
         None => "was not recognised as JSON lines, CEF, Zeek TSV or CSV".into(),
+    }
+}
+
+/// Offsets in a lossy UTF-8 copy back to offsets in the bytes it was made from: each invalid
+/// run became one 3-byte U+FFFD.
+struct OffsetMap {
+    /// (offset in the copy just past a replacement, copy minus original so far)
+    shifts: Vec<(usize, isize)>,
+}
+
+impl OffsetMap {
+    fn new(bytes: &[u8], valid: bool) -> OffsetMap {
+        let mut shifts = Vec::new();
+        if !valid {
+            let (mut copy_at, mut delta) = (0usize, 0isize);
+            for chunk in bytes.utf8_chunks() {
+                copy_at += chunk.valid().len();
+                let bad = chunk.invalid().len();
+                if bad > 0 {
+                    copy_at += 3;
+                    delta += 3 - bad as isize;
+                    shifts.push((copy_at, delta));
+                }
+            }
+        }
+        OffsetMap { shifts }
+    }
+
+    fn original(&self, copy_offset: usize) -> usize {
+        let delta = self
+            .shifts
+            .iter()
+            .take_while(|(at, _)| *at <= copy_offset)
+            .last()
+            .map_or(0, |(_, d)| *d);
+        copy_offset.saturating_add_signed(-delta)
     }
 }
 

@@ -388,7 +388,7 @@ mod tests {
             .starts_with("not valid JSON"));
         assert_eq!(
             normalize_line(b"[1,2]").expect_err("rejected").0,
-            "not a JSON object"
+            "not a JSON object: the document is an array"
         );
     }
 

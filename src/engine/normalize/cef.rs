@@ -93,12 +93,20 @@ pub(crate) fn parse(line: &str) -> Result<CefRecord, Reject> {
             c => cur.push(c),
         }
     }
-    let Some(rest_at) = rest_at else {
-        return Err(reject(format!(
-            "CEF header has {} of its 7 `|`-separated fields (missing `{}`)",
-            header.len(),
-            HEADER[header.len().min(6)]
-        )));
+    let rest_at = match rest_at {
+        Some(at) => at,
+        // Severity closes the header without its `|` when there is no extension at all.
+        None if header.len() == 6 => {
+            header.push(cur);
+            body.len()
+        }
+        None => {
+            let seen = header.len() + 1;
+            return Err(reject(format!(
+                "CEF header has {seen} of its 7 `|`-separated fields (missing `{}`)",
+                HEADER[seen.min(6)]
+            )));
+        }
     };
     Ok(CefRecord {
         header,
@@ -415,8 +423,15 @@ mod tests {
         let e = parse("CEF:0|V|P|1").expect_err("short");
         assert_eq!(
             e.0,
-            "CEF header has 3 of its 7 `|`-separated fields (missing `Signature ID`)"
+            "CEF header has 4 of its 7 `|`-separated fields (missing `Signature ID`)"
         );
+    }
+
+    #[test]
+    fn a_header_without_extension_needs_no_closing_pipe() {
+        let r = parse("CEF:0|V|P|1|42|n|Low").expect("parses");
+        assert_eq!(r.header[6], "Low");
+        assert!(r.extension.is_empty());
     }
 
     #[test]

@@ -151,8 +151,8 @@ pub(super) fn normalize(outer: &Value, text: &str) -> Result<Parsed, Reject> {
 }
 
 /// Severity of an Elastic alert (its rule's severity word) or of an ECS event: vigil's own
-/// 1-4 when the document is a vigil export, otherwise `event.severity` read on Elastic's 0-100
-/// risk bands. No severity at all is low.
+/// 1-4 when the document is a vigil export, Suricata's priority from Elastic's Suricata
+/// module, otherwise `event.severity` read on Elastic's 0-100 risk bands. No severity is low.
 fn severity(doc: &Value, elastic: bool, rule: &str) -> Result<(Severity, Option<String>), Reject> {
     if elastic {
         for path in ["kibana.alert.severity", &format!("{rule}.severity")] {
@@ -176,6 +176,17 @@ fn severity(doc: &Value, elastic: bool, rule: &str) -> Result<(Severity, Option<
         if let Some(original) = opt_str(doc, "vigil.severity_original")? {
             let level = opt_int(doc, "event.severity")?.unwrap_or(1);
             return Ok((Severity::from_level(level), Some(original)));
+        }
+    }
+    // Elastic's Suricata module keeps Suricata's priority (1 most severe) in event.severity.
+    if opt_str(doc, "event.module")?.as_deref() == Some("suricata") {
+        if let Some(p) = opt_int(doc, "event.severity")? {
+            let sev = match p {
+                1 => Severity::High,
+                2 => Severity::Medium,
+                _ => Severity::Low,
+            };
+            return Ok((sev, Some(p.to_string())));
         }
     }
     match field(doc, "event.severity") {
