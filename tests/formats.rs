@@ -254,8 +254,7 @@ fn zeek_tsv_header_is_known_when_reading_resumes_mid_file() {
     let last_row = String::from_utf8(bytes.clone())
         .expect("utf-8")
         .lines()
-        .filter(|l| !l.starts_with('#'))
-        .last()
+        .rfind(|l| !l.starts_with('#'))
         .expect("a row")
         .to_string();
     match f.parse_line(last_row.as_bytes()) {

@@ -494,7 +494,17 @@ impl FileFormat {
 /// What to tell the analyst when a file's first line matched no format: name the columns when
 /// it looks like a CSV header, so the fix (a `[ingest.csv.columns]` entry) is obvious.
 fn unrecognised_hint(line: &[u8], csv: &settings::CsvSettings) -> Arc<str> {
-    match CsvHeader::parse(line, csv, false) {
+    if contains(line, b"%ASA-") {
+        return "holds Cisco ASA syslog messages (%ASA-…), which are not CEF and have no parser \
+                in vigil: have the firewall send CEF, or convert them first"
+            .into();
+    }
+    let header_like = |h: &CsvHeader| {
+        h.columns
+            .iter()
+            .all(|c| !c.is_empty() && c.len() <= 64 && !c.contains(':'))
+    };
+    match CsvHeader::parse(line, csv, false).filter(header_like) {
         Some(h) => {
             let mut cols = h
                 .columns

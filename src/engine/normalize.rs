@@ -113,6 +113,13 @@ pub(crate) fn normalize_json(
     if ecs::recognises(doc) {
         return ecs::normalize(doc, text);
     }
+    // CloudTrail records are API activity, not alerts (GuardDuty is what judges them).
+    if ["eventSource", "eventName", "userIdentity", "awsRegion"]
+        .iter()
+        .all(|k| obj.contains_key(*k))
+    {
+        return Ok(Parsed::Skipped);
+    }
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
     if obj.len() > keys.len() {
         keys.push("…");

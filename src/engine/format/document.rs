@@ -5,7 +5,8 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 /// The records of a document, each as its exact text inside `text`: the elements of a
-/// top-level array, of a `findings` / `Findings` list (GuardDuty, Security Hub), of a search
+/// top-level array, of a `findings` / `Findings` list (GuardDuty, Security Hub), of a
+/// CloudTrail file's `Records`, of a search
 /// response's `hits.hits`, or of an EventBridge event's `detail.findings`; otherwise the
 /// document itself.
 ///
@@ -34,7 +35,7 @@ fn inner(top: &RawValue) -> Vec<&str> {
     }
     if s.starts_with('{') {
         if let Some(map) = object(top) {
-            let wrapped = ["findings", "Findings"]
+            let wrapped = ["findings", "Findings", "Records"]
                 .iter()
                 .find_map(|k| map.get(*k).filter(|v| v.get().starts_with('[')))
                 .copied()

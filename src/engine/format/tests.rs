@@ -143,3 +143,20 @@ fn depth_scan_ignores_brackets_in_strings_and_escapes() {
         "nested deeper than 3 levels at byte 3 ([ingest] max_depth)"
     );
 }
+
+#[test]
+fn unsupported_files_say_what_they_are() {
+    let asa = b"Oct 10 2018 12:34:56 localhost CiscoASA[999]: %ASA-4-106023: Deny tcp src outside:100.66.19.254/80 dst inside:172.31.98.44/8277 by access-group \"inbound\" [0x0, 0x0]";
+    let f = detect(asa);
+    let e = f.parse_line(asa).expect_err("not supported").0;
+    assert!(
+        e.starts_with("not JSON, and the file holds Cisco ASA syslog messages"),
+        "{e}"
+    );
+    // CloudTrail records are activity, not alerts: skipped, even as a `Records` file.
+    let trail = br#"{"Records":[{"eventVersion":"1.08","eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","userIdentity":{"type":"IAMUser"}}]}"#;
+    let f = detect(trail);
+    let recs = f.parse_records(trail);
+    assert_eq!(recs.len(), 1);
+    assert!(matches!(recs[0].parsed, Ok(Parsed::Skipped)));
+}
