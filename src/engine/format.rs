@@ -195,7 +195,12 @@ fn is_json_document(line: &[u8], complete: bool, rest: &[u8]) -> bool {
         return false;
     }
     match serde_json::from_slice::<serde::de::IgnoredAny>(t) {
-        Ok(_) => false,
+        // One line holding a whole findings list (and nothing after it) is a document too.
+        Ok(_) => {
+            rest.len() < HEAD_BYTES
+                && rest.iter().all(u8::is_ascii_whitespace)
+                && std::str::from_utf8(t).is_ok_and(document::is_wrapper)
+        }
         Err(e) if e.is_eof() => {
             let (second, _, _) = first_line(rest, false);
             serde_json::from_slice::<serde_json::Map<String, Value>>(second.trim_ascii()).is_err()

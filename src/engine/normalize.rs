@@ -113,11 +113,18 @@ pub(crate) fn normalize_json(
     if ecs::recognises(doc) {
         return ecs::normalize(doc, text);
     }
-    // CloudTrail records are API activity, not alerts (GuardDuty is what judges them).
-    if ["eventSource", "eventName", "userIdentity", "awsRegion"]
-        .iter()
-        .all(|k| obj.contains_key(*k))
-    {
+    // CloudTrail records are API activity, not alerts (GuardDuty is what judges them), alone
+    // or as a `Records` file on one line.
+    let cloudtrail = |v: &Value| {
+        ["eventSource", "eventName", "userIdentity", "awsRegion"]
+            .iter()
+            .all(|k| v.get(*k).is_some())
+    };
+    let records = match obj.get("Records") {
+        Some(Value::Array(r)) if obj.len() == 1 => r.iter().all(cloudtrail),
+        _ => false,
+    };
+    if cloudtrail(doc) || records {
         return Ok(Parsed::Skipped);
     }
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).take(6).collect();
@@ -156,6 +163,21 @@ pub(crate) fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn field<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     lookup(doc, path).filter(|v| !v.is_null())
+}
+
+/// The first of `paths` present, each read with `get`: a bad value on the way is still an
+/// error naming its field.
+fn first<T>(
+    doc: &Value,
+    paths: &[&str],
+    get: fn(&Value, &str) -> Result<Option<T>, Reject>,
+) -> Result<Option<T>, Reject> {
+    for p in paths {
+        if let Some(v) = get(doc, p)? {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 fn opt_str(doc: &Value, path: &str) -> Result<Option<String>, Reject> {

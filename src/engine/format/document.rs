@@ -17,6 +17,11 @@ pub fn records(text: &str) -> Result<Vec<&str>, serde_json::Error> {
     Ok(inner(top))
 }
 
+/// True when `text` is an object wrapping a list of records (see `records`).
+pub fn is_wrapper(text: &str) -> bool {
+    serde_json::from_str::<&RawValue>(text).is_ok_and(|top| wrapped(top).is_some())
+}
+
 fn list(raw: &RawValue) -> Option<Vec<&str>> {
     let items: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
     Some(items.iter().map(|r| r.get()).collect())
@@ -33,27 +38,29 @@ fn inner(top: &RawValue) -> Vec<&str> {
             return items;
         }
     }
-    if s.starts_with('{') {
-        if let Some(map) = object(top) {
-            let wrapped = ["findings", "Findings", "Records"]
-                .iter()
-                .find_map(|k| map.get(*k).filter(|v| v.get().starts_with('[')))
-                .copied()
-                .or_else(|| {
-                    let hits = object(map.get("hits")?)?;
-                    hits.get("hits").copied()
-                })
-                .or_else(|| {
-                    map.get("detail-type")?;
-                    let detail = object(map.get("detail")?)?;
-                    detail.get("findings").copied()
-                });
-            if let Some(items) = wrapped.and_then(list) {
-                return items;
-            }
-        }
+    wrapped(top).unwrap_or_else(|| vec![s])
+}
+
+/// The records of an object that wraps a list of them.
+fn wrapped(top: &RawValue) -> Option<Vec<&str>> {
+    if !top.get().starts_with('{') {
+        return None;
     }
-    vec![s]
+    let map = object(top)?;
+    let inner = ["findings", "Findings", "Records"]
+        .iter()
+        .find_map(|k| map.get(*k).filter(|v| v.get().starts_with('[')))
+        .copied()
+        .or_else(|| {
+            let hits = object(map.get("hits")?)?;
+            hits.get("hits").copied()
+        })
+        .or_else(|| {
+            map.get("detail-type")?;
+            let detail = object(map.get("detail")?)?;
+            detail.get("findings").copied()
+        })?;
+    list(inner)
 }
 
 /// Byte offset of `part` inside `whole` (`part` must be a slice of `whole`).

@@ -110,7 +110,7 @@ fn ecs_field(table: &str, key: &str, name: &str) -> Result<EcsField, String> {
     EcsField::from_name(name).ok_or_else(|| {
         format!(
             "[{table}] `{key}` maps to `{name}`, which is not a field vigil has (known: {})",
-            EcsField::NAMES.join(", ")
+            EcsField::names().join(", ")
         )
     })
 }

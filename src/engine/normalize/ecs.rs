@@ -3,7 +3,7 @@
 //! document of another kind (`event`, `metric`, `state`) is skipped.
 
 use super::{
-    content_fingerprint, field, kind, lookup, opt_int, opt_ip, opt_port, opt_str, reject,
+    content_fingerprint, field, first, kind, lookup, opt_int, opt_ip, opt_port, opt_str, reject,
     severity_from_risk, sorted_unique, str_list, timestamp, Parsed, Reject, Value,
 };
 use crate::engine::alert::{sha256_hex, Alert, Severity};
@@ -61,26 +61,19 @@ pub(super) fn normalize(outer: &Value, text: &str) -> Result<Parsed, Reject> {
         _ => timestamp(doc, "@timestamp")?,
     };
     let (rule_id, rule_name, category, message) = if kibana || signal {
-        let id = match opt_str(doc, &format!("{rule}.rule_id"))? {
-            Some(id) => Some(id),
-            None => match opt_str(doc, &format!("{rule}.uuid"))? {
-                Some(id) => Some(id),
-                None => opt_str(doc, &format!("{rule}.id"))?,
-            },
-        };
-        let category = match opt_str(doc, "rule.category")? {
-            Some(c) => Some(c),
-            None => opt_str(doc, &format!("{rule}.category"))?,
-        };
+        let (rule_id, rule_uuid, rule_category) = (
+            format!("{rule}.rule_id"),
+            format!("{rule}.uuid"),
+            format!("{rule}.category"),
+        );
+        let id = first(doc, &[&rule_id, &rule_uuid, &format!("{rule}.id")], opt_str)?;
+        let category = first(doc, &["rule.category", &rule_category], opt_str)?;
         let reason = if kibana {
             "kibana.alert.reason"
         } else {
             "signal.reason"
         };
-        let message = match opt_str(doc, reason)? {
-            Some(m) => Some(m),
-            None => opt_str(doc, "message")?,
-        };
+        let message = first(doc, &[reason, "message"], opt_str)?;
         (
             id,
             opt_str(doc, &format!("{rule}.name"))?,
@@ -112,10 +105,7 @@ pub(super) fn normalize(outer: &Value, text: &str) -> Result<Parsed, Reject> {
     } else {
         opt_str(doc, "event.module")?.unwrap_or_else(|| "ecs".into())
     };
-    let user = match opt_str(doc, "user.name")? {
-        Some(u) => Some(u),
-        None => opt_str(doc, "user.target.name")?,
-    };
+    let user = first(doc, &["user.name", "user.target.name"], opt_str)?;
     let alert = Alert {
         timestamp: ts,
         module,

@@ -3,8 +3,8 @@
 //! product's finding. A GuardDuty finding keeps one identity on both paths: its ARN.
 
 use super::{
-    content_fingerprint, field, kind, opt_ip, opt_port, opt_str, reject, str_list, timestamp,
-    Parsed, Reject, Value,
+    content_fingerprint, field, first, kind, opt_ip, opt_port, opt_str, reject, str_list,
+    timestamp, Parsed, Reject, Value,
 };
 use crate::engine::alert::{sha256_hex, Alert, Severity};
 use serde_json::Map;
@@ -383,14 +383,12 @@ pub(super) fn normalize_asff(f: &Value, text: &str) -> Result<Parsed, Reject> {
 fn asff_endpoints(f: &Value) -> Result<Endpoints, Reject> {
     let mut e = Endpoints::default();
     if field(f, "Network").is_some() {
-        e.source_ip = match opt_ip(f, "Network.SourceIpV4")? {
-            Some(ip) => Some(ip),
-            None => opt_ip(f, "Network.SourceIpV6")?,
-        };
-        e.destination_ip = match opt_ip(f, "Network.DestinationIpV4")? {
-            Some(ip) => Some(ip),
-            None => opt_ip(f, "Network.DestinationIpV6")?,
-        };
+        e.source_ip = first(f, &["Network.SourceIpV4", "Network.SourceIpV6"], opt_ip)?;
+        e.destination_ip = first(
+            f,
+            &["Network.DestinationIpV4", "Network.DestinationIpV6"],
+            opt_ip,
+        )?;
         e.source_port = opt_port(f, "Network.SourcePort")?;
         e.destination_port = opt_port(f, "Network.DestinationPort")?;
         e.transport = opt_str(f, "Network.Protocol")?.map(|p| p.to_ascii_lowercase());
@@ -406,12 +404,16 @@ fn asff_endpoints(f: &Value) -> Result<Endpoints, Reject> {
     };
     let ip_at = |suffix: &str| -> Result<Option<IpAddr>, Reject> {
         match find(suffix) {
-            Some((k, v)) => opt_ip(&Value::Object(pf.clone()), k).map_err(|_| {
-                reject(format!(
-                    "field `ProductFields.{k}`: expected an IP address, found {}",
-                    super::describe(v)
-                ))
-            }),
+            Some((k, v)) => v
+                .as_str()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    reject(format!(
+                        "field `ProductFields.{k}`: expected an IP address, found {}",
+                        super::describe(v)
+                    ))
+                }),
             None => Ok(None),
         }
     };
@@ -463,10 +465,9 @@ fn asff_resources(f: &Value) -> Result<(Option<String>, Option<String>), Reject>
                     .map(|id| id.rsplit('/').next().unwrap_or(&id).to_string());
             }
             Some("AwsIamAccessKey") if user.is_none() => {
-                user = match opt_str(r, "Details.AwsIamAccessKey.PrincipalName").map_err(at)? {
-                    Some(u) => Some(u),
-                    None => opt_str(r, "Details.AwsIamAccessKey.UserName").map_err(at)?,
-                };
+                let key = "Details.AwsIamAccessKey";
+                let names = [&format!("{key}.PrincipalName"), &format!("{key}.UserName")];
+                user = first(r, &names.map(String::as_str), opt_str).map_err(at)?;
             }
             Some("AwsIamUser") if user.is_none() => {
                 user = opt_str(r, "Details.AwsIamUser.UserName").map_err(at)?;

@@ -32,50 +32,35 @@ pub enum EcsField {
     Message,
 }
 
+/// Every field with its ECS name: the one table both directions read.
+const ECS_NAMES: [(EcsField, &str); 16] = [
+    (EcsField::Timestamp, "@timestamp"),
+    (EcsField::Module, "event.module"),
+    (EcsField::Severity, "event.severity"),
+    (EcsField::RuleId, "rule.id"),
+    (EcsField::RuleName, "rule.name"),
+    (EcsField::RuleCategory, "rule.category"),
+    (EcsField::SourceIp, "source.ip"),
+    (EcsField::SourcePort, "source.port"),
+    (EcsField::DestinationIp, "destination.ip"),
+    (EcsField::DestinationPort, "destination.port"),
+    (EcsField::Transport, "network.transport"),
+    (EcsField::HostName, "host.name"),
+    (EcsField::UserName, "user.name"),
+    (EcsField::TechniqueId, "threat.technique.id"),
+    (EcsField::TacticName, "threat.tactic.name"),
+    (EcsField::Message, "message"),
+];
+
 impl EcsField {
     /// Every name a mapping may use, for the error that lists them.
-    pub const NAMES: [&'static str; 16] = [
-        "@timestamp",
-        "event.module",
-        "event.severity",
-        "rule.id",
-        "rule.name",
-        "rule.category",
-        "source.ip",
-        "source.port",
-        "destination.ip",
-        "destination.port",
-        "network.transport",
-        "host.name",
-        "user.name",
-        "threat.technique.id",
-        "threat.tactic.name",
-        "message",
-    ];
+    pub fn names() -> Vec<&'static str> {
+        ECS_NAMES.iter().map(|(_, n)| *n).collect()
+    }
 
     /// The field for an ECS name, or `None` when vigil has no such field.
     pub fn from_name(name: &str) -> Option<Self> {
-        use EcsField::*;
-        const ALL: [EcsField; 16] = [
-            Timestamp,
-            Module,
-            Severity,
-            RuleId,
-            RuleName,
-            RuleCategory,
-            SourceIp,
-            SourcePort,
-            DestinationIp,
-            DestinationPort,
-            Transport,
-            HostName,
-            UserName,
-            TechniqueId,
-            TacticName,
-            Message,
-        ];
-        let i = Self::NAMES.iter().position(|n| *n == name)?;
-        Some(ALL[i])
+        ECS_NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
     }
 }
 

@@ -3,7 +3,7 @@
 //! (`id.orig_h`): a JSON log line as is, a TSV row as `format` turns it into one.
 
 use super::{
-    content_fingerprint, lookup, opt_ip, opt_port, opt_str, timestamp, Parsed, Reject, Value,
+    content_fingerprint, first, lookup, opt_ip, opt_port, opt_str, timestamp, Parsed, Reject, Value,
 };
 use crate::engine::alert::{sha256_hex, Alert, Severity};
 
@@ -58,18 +58,9 @@ pub(crate) fn normalize(doc: &Value, text: &str) -> Result<Parsed, Reject> {
         return Ok(Parsed::Skipped);
     };
     let ts = timestamp(doc, "ts")?;
-    let src = match opt_ip(doc, "id.orig_h")? {
-        Some(ip) => Some(ip),
-        None => opt_ip(doc, "src")?,
-    };
-    let dst = match opt_ip(doc, "id.resp_h")? {
-        Some(ip) => Some(ip),
-        None => opt_ip(doc, "dst")?,
-    };
-    let dst_port = match opt_port(doc, "id.resp_p")? {
-        Some(p) => Some(p),
-        None => opt_port(doc, "p")?,
-    };
+    let src = first(doc, &["id.orig_h", "src"], opt_ip)?;
+    let dst = first(doc, &["id.resp_h", "dst"], opt_ip)?;
+    let dst_port = first(doc, &["id.resp_p", "p"], opt_port)?;
     let uid = opt_str(doc, "uid")?;
     let alert = Alert {
         timestamp: ts,
