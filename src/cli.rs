@@ -312,6 +312,10 @@ impl Setup {
             db: self.db.clone(),
             watch,
             format: crate::engine::format::Format::Auto,
+            format_settings: self
+                .config
+                .format_settings()
+                .map_err(|e| Failure::Usage(e.0))?,
             pipeline: self.pipeline(None)?,
             incident_rules: self.config.incidents.rules.clone(),
             actor: Actor::current(),
@@ -506,6 +510,10 @@ fn ingest(
     forced: crate::engine::format::Format,
 ) -> Result<ExitCode, Failure> {
     let pipeline = setup.pipeline(None)?;
+    let formats = setup
+        .config
+        .format_settings()
+        .map_err(|e| Failure::Usage(e.0))?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -525,9 +533,10 @@ fn ingest(
         for f in files {
             let bytes = read_maybe_gz(f)?;
             let label = f.display().to_string();
-            let format = crate::engine::format::FileFormat::detect(
-                &bytes[..bytes.len().min(64 * 1024)],
+            let format = crate::engine::format::FileFormat::detect_with(
+                &bytes[..bytes.len().min(crate::engine::format::HEAD_BYTES)],
                 forced,
+                &formats,
             );
             if !format.is_line_oriented() {
                 let p = pipeline.clone();
@@ -658,23 +667,28 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
     m.check_features(features::FEATURES)
         .map_err(|e| Failure::Runtime(e.into()))?;
     let scorer = Scorer::new(Ok(m), setup.config.risk);
+    let formats = setup
+        .config
+        .format_settings()
+        .map_err(|e| Failure::Usage(e.0))?;
     let bytes = read_maybe_gz(file)?;
-    let (lines, _) = split_lines(&bytes, 0, 1);
+    let format = crate::engine::format::FileFormat::detect_with(
+        &bytes[..bytes.len().min(crate::engine::format::HEAD_BYTES)],
+        crate::engine::format::Format::Auto,
+        &formats,
+    );
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for l in lines {
-        if l.bytes.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let v = match crate::engine::normalize::normalize_line(&l.bytes) {
+    for r in format.parse_records(&bytes) {
+        let v = match r.parsed {
             Ok(crate::engine::normalize::Parsed::Alert(a, _)) => {
                 let s = scorer.score(&a);
-                serde_json::json!({"line": l.line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
+                serde_json::json!({"line": r.line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
                                    "vigil": store::score_json(&s)})
             }
             Ok(crate::engine::normalize::Parsed::Skipped) => continue,
             Err(e) => {
-                serde_json::json!({"line": l.line_no, "error": format!("{}:{}: {}", file.display(), l.line_no, e.0)})
+                serde_json::json!({"line": r.line_no, "error": format!("{}:{}: {}", file.display(), r.line_no, e.0)})
             }
         };
         print_json_line(&mut out, &v)?;
@@ -807,11 +821,7 @@ fn with_responder<T>(
             changed,
         )
         .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
-        let responder = crate::engine::respond::Responder {
-            writer: tx,
-            connectors,
-            actor,
-        };
+        let responder = crate::engine::respond::Responder::new(tx, connectors, actor);
         responder.recover().await.map_err(|e| anyhow!(e))?;
         let r = f(&responder).await;
         drop(responder);

@@ -2,9 +2,11 @@
 //! `config.toml` merged over it key by key. Owns parsing and validation; turning the values
 //! into running parts is the caller's job.
 
+use crate::engine::format::{FormatSettings, IngestConfig};
 use crate::engine::score::Bands;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const DEFAULT: &str = include_str!("default-config.toml");
 
@@ -17,6 +19,7 @@ pub struct Config {
     pub incidents: IncidentConfig,
     pub playbooks: PlaybookConfig,
     pub connectors: ConnectorConfig,
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,8 +87,20 @@ impl Config {
     /// # Errors
     /// Only if the embedded file is broken (a test guards against that).
     pub fn embedded() -> Result<Self, ConfigError> {
-        toml::from_str(DEFAULT)
-            .map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))
+        let c: Config = toml::from_str(DEFAULT)
+            .map_err(|e| ConfigError(format!("embedded default config: {}", e.message())))?;
+        c.ingest
+            .compile()
+            .map_err(|e| ConfigError(format!("embedded default config: {e}")))?;
+        Ok(c)
+    }
+
+    /// The `[ingest]` settings in the form the parsers use.
+    ///
+    /// # Errors
+    /// A value `load` would already have refused (kept fallible so no caller can panic).
+    pub fn format_settings(&self) -> Result<Arc<FormatSettings>, ConfigError> {
+        self.ingest.compile().map(Arc::new).map_err(ConfigError)
     }
 
     /// The built-in configuration with `file` merged over it, if `file` exists.
@@ -120,6 +135,9 @@ impl Config {
             r.check()
                 .map_err(|e| ConfigError(format!("{}: [[incidents.rules]] {e}", file.display())))?;
         }
+        c.ingest
+            .compile()
+            .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
         Ok(c)
     }
 }

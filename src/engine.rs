@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub watch: Vec<PathBuf>,
     /// Format for every watched file; `Auto` detects per file.
     pub format: format::Format,
+    /// Configured framing: CSV columns, JSON mappings, size and depth limits.
+    pub format_settings: std::sync::Arc<format::FormatSettings>,
     pub pipeline: Pipeline,
     pub incident_rules: Vec<incident::IncidentRule>,
     pub actor: Actor,
@@ -158,11 +160,11 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(EVENT_CAPACITY);
     let reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
 
-    let responder = respond::Responder {
-        writer: write_tx.clone(),
-        connectors: cfg.pipeline.connectors.clone(),
-        actor: cfg.actor.clone(),
-    };
+    let responder = respond::Responder::new(
+        write_tx.clone(),
+        cfg.pipeline.connectors.clone(),
+        cfg.actor.clone(),
+    );
     let mut tasks = Vec::new();
     // Before anything runs: actions a dead process left mid-call become "outcome unknown",
     // and the session and what it loaded are recorded.
@@ -180,6 +182,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
         format: cfg.format,
+        format_settings: cfg.format_settings.clone(),
         db: cfg.db.clone(),
         pipeline: cfg.pipeline.clone(),
         writer: write_tx.clone(),

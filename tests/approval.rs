@@ -123,11 +123,7 @@ impl World {
     }
 
     fn as_analyst(&self, actor: Actor) -> Responder {
-        Responder {
-            writer: self.tx.clone(),
-            connectors: self.connectors.clone(),
-            actor,
-        }
+        Responder::new(self.tx.clone(), self.connectors.clone(), actor)
     }
 
     fn action(&self, step: &str) -> store::ActionRow {
@@ -395,6 +391,7 @@ async fn automatic_revert_runs_when_due() {
         db: w.db.clone(),
         watch: vec![],
         format: Format::Auto,
+        format_settings: vigil::engine::format::FormatSettings::builtin(),
         pipeline: Pipeline {
             scorer: Scorer::new(Model::embedded(), Bands::default()),
             playbooks: Arc::new(playbooks),

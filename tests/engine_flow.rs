@@ -48,6 +48,7 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
         db: db.to_path_buf(),
         watch,
         format: Default::default(),
+        format_settings: vigil::engine::format::FormatSettings::builtin(),
         pipeline: p,
         incident_rules: vigil::config::Config::embedded()
             .expect("config")

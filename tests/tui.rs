@@ -339,6 +339,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         db: db.clone(),
         watch: vec![watched],
         format: Default::default(),
+        format_settings: vigil::engine::format::FormatSettings::builtin(),
         pipeline,
         incident_rules: vigil::config::Config::embedded()
             .expect("config")

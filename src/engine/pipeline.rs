@@ -59,12 +59,12 @@ impl Pipeline {
             file: file.to_string(),
             ..IngestBatch::default()
         };
-        for (record, parsed) in format.parse_document(bytes) {
-            let raw = match &parsed {
+        for r in format.parse_records(bytes) {
+            let raw = match &r.parsed {
                 Ok(_) => Vec::new(),
-                Err(_) => bytes.to_vec(),
+                Err(_) => bytes.get(r.span.clone()).unwrap_or_default().to_vec(),
             };
-            self.add(&mut batch, record, 0, parsed, raw);
+            self.add(&mut batch, r.line_no, r.byte_offset, r.parsed, raw);
         }
         batch
     }

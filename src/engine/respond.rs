@@ -50,6 +50,37 @@ pub struct Responder {
     pub writer: mpsc::Sender<WriteOp>,
     pub connectors: Arc<Connectors>,
     pub actor: Actor,
+    /// Actions some path of this process is handling, so the executor leaves them alone.
+    pub busy: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+}
+
+/// Marks an action as handled by this process while it lives.
+struct Busy(Arc<std::sync::Mutex<std::collections::HashSet<i64>>>, i64);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.0.lock() {
+            b.remove(&self.1);
+        }
+    }
+}
+
+impl Responder {
+    /// A responder for one process's writer.
+    pub fn new(writer: mpsc::Sender<WriteOp>, connectors: Arc<Connectors>, actor: Actor) -> Self {
+        Responder {
+            writer,
+            connectors,
+            actor,
+            busy: Arc::default(),
+        }
+    }
+
+    /// Claim `id` for this path; `None` when another path of this process has it.
+    fn claim(&self, id: i64) -> Option<Busy> {
+        let mut b = self.busy.lock().ok()?;
+        b.insert(id).then(|| Busy(self.busy.clone(), id))
+    }
 }
 
 impl Responder {
@@ -100,6 +131,7 @@ impl Responder {
         reason: String,
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
+        let _busy = self.claim(id);
         let actor = self.actor.clone();
         let row = self
             .change(move |c| act::decide(c, id, approve, &reason, &actor))
@@ -107,7 +139,15 @@ impl Responder {
         progress(&row);
         fault("after_decision");
         if row.status == "approved" {
-            return self.run(id, progress).await;
+            return match self.run(id, progress).await {
+                // Another process took the lease first: the approval stands and it is running
+                // there.
+                Err(DecisionError::NotPending { .. }) => {
+                    self.change(move |c| act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id)))
+                        .await
+                }
+                other => other,
+            };
         }
         Ok(row)
     }
@@ -274,8 +314,12 @@ impl Responder {
         let (approved, reverts) = due;
         let mut runs = Vec::new();
         for id in approved {
+            let Some(busy) = self.claim(id) else { continue };
             let me = self.clone();
-            runs.push(async move { me.run(id, notify).await });
+            runs.push(async move {
+                let _busy = busy;
+                me.run(id, notify).await
+            });
         }
         // Actions approved together run together; each holds its own lease.
         for r in futures_util::future::join_all(runs).await {

@@ -306,6 +306,7 @@ pub trait Checkpoints {
 pub struct Follower {
     watch: Vec<PathBuf>,
     forced: Format,
+    settings: std::sync::Arc<super::format::FormatSettings>,
     files: HashMap<Key, Tracked>,
     /// Full-length heads of files no longer followed (truncated or released), with where they
     /// had got to (oldest first): a file that appears later with that head is a copy.
@@ -321,9 +322,19 @@ pub struct Follower {
 
 impl Follower {
     pub fn new(watch: Vec<PathBuf>, forced: Format) -> Self {
+        Self::with_settings(watch, forced, super::format::FormatSettings::builtin())
+    }
+
+    /// A follower that frames files with the configured settings (CSV columns, mappings).
+    pub fn with_settings(
+        watch: Vec<PathBuf>,
+        forced: Format,
+        settings: std::sync::Arc<super::format::FormatSettings>,
+    ) -> Self {
         Follower {
             watch,
             forced,
+            settings,
             files: HashMap::new(),
             finished: VecDeque::new(),
             reset: HashSet::new(),
@@ -457,7 +468,7 @@ impl Follower {
         }
         let (offset, line_no) = stored.unwrap_or(initial);
         let detect = read_at(&mut file, 0, DETECT_PREFIX)?;
-        let format = FileFormat::detect(&detect, self.forced);
+        let format = FileFormat::detect_with(&detect, self.forced, &self.settings);
         let len = file.metadata()?.len();
         tracing::info!(path = %path.display(), offset, "following");
         self.files.insert(
@@ -697,6 +708,7 @@ const POLL: Duration = Duration::from_millis(1000);
 pub struct Tailer {
     pub watch: Vec<PathBuf>,
     pub format: Format,
+    pub format_settings: std::sync::Arc<super::format::FormatSettings>,
     pub db: PathBuf,
     pub pipeline: Pipeline,
     pub writer: mpsc::Sender<WriteOp>,
@@ -714,7 +726,11 @@ impl Tailer {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
         let _watcher = start_watcher(&self.watch, wake_tx);
-        let mut follower = Follower::new(self.watch.clone(), self.format);
+        let mut follower = Follower::with_settings(
+            self.watch.clone(),
+            self.format,
+            self.format_settings.clone(),
+        );
         let reader = match store::open(&self.db) {
             Ok(c) => c,
             Err(e) => {
