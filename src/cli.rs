@@ -75,6 +75,16 @@ pub enum Command {
         model: Option<PathBuf>,
         file: PathBuf,
     },
+    /// Print the indicators (IOCs) of each alert in a file as JSON lines.
+    Iocs {
+        file: PathBuf,
+        /// Add a defanged copy of each value (safe to paste into tickets and chat).
+        #[arg(long)]
+        defang: bool,
+        /// Print one JSON object of counts by indicator type (and IP class) instead.
+        #[arg(long)]
+        counts: bool,
+    },
     /// Print the audit trail as JSON lines, or verify its hash chain.
     Audit {
         #[command(subcommand)]
@@ -310,6 +320,11 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             train_cmd(&data, &out, p, &name)
         }
         Some(Command::Score { model, file }) => score_cmd(&setup, model.as_deref(), &file),
+        Some(Command::Iocs {
+            file,
+            defang,
+            counts,
+        }) => iocs_cmd(&file, defang, counts),
         Some(Command::Audit { action: None }) => audit_list(&setup),
         Some(Command::Audit {
             action: Some(AuditCommand::Verify),
@@ -509,6 +524,71 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
     }
     out.flush().map_err(anyhow::Error::from)?;
     let _ = Bands::default();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure> {
+    use crate::engine::ioc;
+    use crate::engine::normalize::{normalize_line, Parsed};
+    let bytes = read_maybe_gz(file)?;
+    let (mut lines, used) = split_lines(&bytes, 0, 1);
+    if used < bytes.len() {
+        lines.push(crate::engine::pipeline::RawLine {
+            byte_offset: used as u64,
+            line_no: lines.len() as u64 + 1,
+            bytes: bytes[used..].to_vec(),
+        });
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut tally: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut alerts = 0u64;
+    for l in lines {
+        if l.bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let v = match normalize_line(&l.bytes) {
+            Ok(Parsed::Alert(a, _)) => {
+                alerts += 1;
+                let found = ioc::extract(&a);
+                if counts {
+                    for i in &found {
+                        *tally.entry(i.kind.label().to_string()).or_default() += 1;
+                        if let Some(c) = i.class {
+                            *tally
+                                .entry(format!("{}/{}", i.kind.label(), c.label()))
+                                .or_default() += 1;
+                        }
+                    }
+                    continue;
+                }
+                let list: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        if defang {
+                            v["defanged"] = serde_json::json!(ioc::defang(i.kind, &i.value));
+                        }
+                        v
+                    })
+                    .collect();
+                serde_json::json!({"line": l.line_no, "event": {"module": a.module},
+                                   "rule": {"name": a.rule_name}, "iocs": list})
+            }
+            Ok(Parsed::Skipped) => continue,
+            Err(e) => {
+                serde_json::json!({"line": l.line_no, "error": format!("{}:{}: {}", file.display(), l.line_no, e.0)})
+            }
+        };
+        print_json_line(&mut out, &v)?;
+    }
+    if counts {
+        print_json_line(
+            &mut out,
+            &serde_json::json!({"file": file.display().to_string(), "alerts": alerts, "iocs": tally}),
+        )?;
+    }
+    out.flush().map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 

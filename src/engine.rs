@@ -7,6 +7,7 @@ pub mod audit;
 pub mod connector;
 pub mod features;
 pub mod forest;
+pub mod ioc;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
