@@ -4,6 +4,7 @@
 
 use crate::config::{non_empty, Config};
 use crate::engine::connector::Connectors;
+use crate::engine::enrich::task::{EnrichSetup, Enricher};
 use crate::engine::model::{Model, ModelCard, TrainParams};
 use crate::engine::pipeline::{read_maybe_gz, split_lines, Pipeline};
 use crate::engine::score::{Bands, Scorer};
@@ -84,6 +85,19 @@ pub enum Command {
         /// Print one JSON object of counts by indicator type (and IP class) instead.
         #[arg(long)]
         counts: bool,
+    },
+    /// Enrich stored alerts (threat feeds, GeoIP, online providers) and print a summary; or
+    /// show each provider's budget and queue.
+    Enrich {
+        /// Show each provider's budget used, queue depth and key state instead.
+        #[arg(long)]
+        status: bool,
+        /// Enrich every stored alert again, not only new ones (fresh answers come from the cache).
+        #[arg(long)]
+        all: bool,
+        /// No online lookups in this run.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the audit trail as JSON lines, or verify its hash chain.
     Audit {
@@ -250,7 +264,19 @@ impl Setup {
                 self.config.incidents.window_minutes,
             )),
             actor: Actor::current(),
+            enrichment: Some(self.enrichment()?),
         })
+    }
+
+    /// # Errors
+    /// A bad provider URL or a secrets file others can read (exit 2).
+    pub fn enrichment(&self) -> Result<EnrichSetup, Failure> {
+        EnrichSetup::from_config(
+            &self.config.enrichment,
+            &self.paths.data_dir,
+            &self.paths.config_dir,
+        )
+        .map_err(Failure::Usage)
     }
 }
 
@@ -325,6 +351,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             defang,
             counts,
         }) => iocs_cmd(&file, defang, counts),
+        Some(Command::Enrich { status: true, .. }) => enrich_status(&setup),
+        Some(Command::Enrich { all, offline, .. }) => enrich_cmd(&setup, all, offline),
         Some(Command::Audit { action: None }) => audit_list(&setup),
         Some(Command::Audit {
             action: Some(AuditCommand::Verify),
@@ -587,6 +615,118 @@ fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure
             &mut out,
             &serde_json::json!({"file": file.display().to_string(), "alerts": alerts, "iocs": tally}),
         )?;
+    }
+    out.flush().map_err(anyhow::Error::from)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Failure> {
+    let _ = open_existing(&setup.db)?;
+    let mut es = setup.enrichment()?;
+    es.offline |= offline;
+    let scorer = setup.pipeline(None)?.scorer;
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (changed, _keep) = tokio::sync::watch::channel(0);
+        let writer = store::spawn_writer(
+            setup.db.clone(),
+            WriterConfig {
+                incident_window: chrono::Duration::minutes(i64::from(
+                    setup.config.incidents.window_minutes,
+                )),
+                actor: Actor::current(),
+            },
+            rx,
+            changed,
+        )
+        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let reader = Arc::new(std::sync::Mutex::new(
+            store::open(&setup.db).map_err(|e| anyhow!("{}: {e}", setup.db.display()))?,
+        ));
+        let sources = es
+            .build(Some(reader.clone()), Some(tx.clone()))
+            .map_err(|e| anyhow!(e))?;
+        let enricher = Enricher {
+            sources: Arc::new(sources),
+            scorer,
+            writer: tx.clone(),
+            reader,
+        };
+        let summary = enricher.run_once(again).await;
+        let feeds = enricher
+            .sources
+            .feeds
+            .lock()
+            .map(|f| (f.feeds().len(), f.entries(), f.errors.clone()))
+            .unwrap_or_default();
+        drop(enricher);
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        anyhow::Ok((summary, feeds))
+    })?;
+    let (summary, (files, entries, errors)) = summary;
+    for e in &errors {
+        eprintln!("vigil: feed {e}");
+    }
+    let mut v = serde_json::to_value(&summary).map_err(anyhow::Error::from)?;
+    v["feeds"] = serde_json::json!({"files": files, "entries": entries});
+    let looked = summary.cache_hits + summary.cache_misses;
+    v["cache_hit_rate"] = serde_json::json!(if looked == 0 {
+        None
+    } else {
+        Some((summary.cache_hits as f64 / looked as f64 * 1000.0).round() / 1000.0)
+    });
+    println!("{v}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enrich_status(setup: &Setup) -> Result<ExitCode, Failure> {
+    use crate::engine::enrich::providers::ProviderId;
+    let es = setup.enrichment()?;
+    let conn = if setup.db.exists() {
+        Some(open_existing(&setup.db)?)
+    } else {
+        None
+    };
+    let now = chrono::Utc::now();
+    let snapshots = conn
+        .as_ref()
+        .and_then(|c| store::provider_status(c).ok())
+        .unwrap_or_default();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for p in ProviderId::ALL {
+        let settings = es.providers.iter().find(|s| s.id == *p);
+        let used: Vec<serde_json::Value> = settings
+            .map(|s| {
+                s.limits
+                    .iter()
+                    .map(|l| {
+                        let since = now - chrono::Duration::seconds(l.window.as_secs() as i64);
+                        let n = conn
+                            .as_ref()
+                            .and_then(|c| store::provider_usage_since(c, p.name(), since).ok())
+                            .map_or(0, |v| v.len());
+                        serde_json::json!({"limit": l.label(), "used": n})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let snap = snapshots.iter().find(|(name, _, _)| name == p.name());
+        let key = !p.needs_key() || es.secrets.get(p.name()).is_some();
+        let v = serde_json::json!({
+            "provider": p.name(),
+            "enabled": settings.is_some() && !es.offline,
+            "key": if key { "present" } else { "missing" },
+            "budget": used,
+            "queue_depth": snap.and_then(|s| s.1.get("queue_depth").cloned()),
+            "in_flight": snap.and_then(|s| s.1.get("in_flight").cloned()),
+            "last_error": snap.and_then(|s| s.1.get("last_error").cloned()),
+            "disabled": snap.and_then(|s| s.1.get("disabled").cloned()),
+            "as_of": snap.map(|s| s.2.clone()),
+        });
+        print_json_line(&mut out, &v)?;
     }
     out.flush().map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod audit;
 pub mod connector;
+pub mod enrich;
 pub mod features;
 pub mod forest;
 pub mod ioc;
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     pub pipeline: Pipeline,
     pub incident_window: chrono::Duration,
     pub actor: Actor,
+    /// Feeds, GeoIP and online providers; `None`: alerts are not enriched.
+    pub enrichment: Option<enrich::task::EnrichSetup>,
 }
 
 /// Requests from the UI. Queries carry a request number so the UI can drop stale answers.
@@ -70,6 +73,8 @@ pub enum EngineEvent {
     },
     /// An action changed state (decided, running, finished).
     Action(Box<ActionRow>),
+    /// Online providers' budgets and queues changed.
+    EnrichStatus(Vec<enrich::online::ProviderStatus>),
     /// A one-line message for the status bar.
     Notice(String),
     Error(String),
@@ -124,6 +129,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (cmd_tx, cmd_rx) = mpsc::channel::<EngineCommand>(64);
     let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(EVENT_CAPACITY);
     let reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
+    let (focus_tx, focus_rx) = watch::channel(None::<i64>);
 
     let mut tasks = Vec::new();
     let tailer = tailer::Tailer {
@@ -133,8 +139,28 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         writer: write_tx.clone(),
     };
     tasks.push(tokio::spawn(tailer.run(stop_rx.clone())));
+    if let Some(setup) = &cfg.enrichment {
+        // Its own read connection: enrichment reads never queue behind the UI's.
+        let enrich_reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
+        let sources = setup
+            .build(Some(enrich_reader.clone()), Some(write_tx.clone()))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let enricher = enrich::task::Enricher {
+            sources: Arc::new(sources),
+            scorer: cfg.pipeline.scorer.clone(),
+            writer: write_tx.clone(),
+            reader: enrich_reader,
+        };
+        tasks.push(tokio::spawn(enricher.run(
+            stop_rx.clone(),
+            changed_rx.clone(),
+            focus_rx,
+            ev_tx.clone(),
+        )));
+    }
     let responder = Responder {
         reader,
+        focus: focus_tx,
         writer: write_tx,
         events: ev_tx,
         connectors: cfg.pipeline.connectors.clone(),
@@ -155,6 +181,8 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
 /// the writer, approved actions through the connectors.
 struct Responder {
     reader: Arc<Mutex<rusqlite::Connection>>,
+    /// The incident of the alert on screen: its enrichment lookups go first.
+    focus: watch::Sender<Option<i64>>,
     writer: mpsc::Sender<WriteOp>,
     events: mpsc::Sender<EngineEvent>,
     connectors: Arc<connector::Connectors>,
@@ -250,6 +278,17 @@ impl Responder {
             })
         })
         .await;
+        if let Ok(Ok(EngineEvent::Detail {
+            detail: Some(d), ..
+        })) = &result
+        {
+            let incident = d.incident_id;
+            self.focus.send_if_modified(|f| {
+                let changed = *f != incident;
+                *f = incident;
+                changed
+            });
+        }
         let ev = match result {
             Ok(Ok(ev)) => ev,
             Ok(Err(e)) => EngineEvent::Error(format!("database read failed: {e}")),

@@ -50,6 +50,7 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
         pipeline: p,
         incident_window: chrono::Duration::minutes(15),
         actor: Actor::current(),
+        enrichment: None,
     })
     .expect("engine starts")
 }

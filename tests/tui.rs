@@ -336,6 +336,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         pipeline,
         incident_window: chrono::Duration::minutes(15),
         actor: Actor::current(),
+        enrichment: None,
     })
     .expect("engine");
     let mut app = App::new(

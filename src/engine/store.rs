@@ -2,12 +2,20 @@
 //! Owns every SQL statement. Writes happen only on the writer thread, in batched transactions;
 //! readers use their own connections (WAL lets them read while the writer commits).
 
+mod enrichment;
+
 use super::alert::Alert;
 use super::audit::{self, Entry};
+use super::enrich::EnrichmentResult;
+use super::features::EnrichmentSignals;
 use super::playbook::{ApprovalPolicy, ProposedAction};
 use super::score::Score;
 use crate::identity::Actor;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+pub use enrichment::{
+    alerts_pending_online, alerts_to_enrich, cache_get, incident_alerts, provider_status,
+    provider_usage_since, results as enrichment_results, state as enrichment_state, ToEnrich,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -130,6 +138,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(enrichment::SCHEMA)?;
     Ok(conn)
 }
 
@@ -260,6 +269,26 @@ pub enum WriteOp {
         actor: Actor,
         reply: oneshot::Sender<Result<ActionRow, DecisionError>>,
     },
+    /// Enrichment results for one alert, its signals, and its new score when re-scored.
+    Enrich {
+        alert_id: i64,
+        results: Vec<EnrichmentResult>,
+        signals: EnrichmentSignals,
+        score: Option<Score>,
+        online_pending: bool,
+    },
+    /// A provider's answer, reusable until `expires_at` (errors are never sent here).
+    CachePut {
+        provider: String,
+        result: Box<EnrichmentResult>,
+        expires_at: DateTime<Utc>,
+    },
+    /// One request was sent to a provider: the budget survives restarts.
+    ProviderUsage { provider: String, at: DateTime<Utc> },
+    /// The latest budget/queue snapshot per provider, for `vigil enrich --status`.
+    ProviderStatus(Vec<(String, Value)>),
+    /// Answered once everything sent before it is committed.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The writer's settings.
@@ -320,6 +349,7 @@ enum Reply {
         oneshot::Sender<Result<ActionRow, DecisionError>>,
         Box<Result<ActionRow, DecisionError>>,
     ),
+    Flush(oneshot::Sender<()>),
 }
 
 fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bool {
@@ -384,6 +414,8 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
                 let ok = r.is_ok();
                 (Some(Reply::Action(reply, Box::new(r))), ok)
             }
+            WriteOp::Flush(reply) => (Some(Reply::Flush(reply)), true),
+            other => (None, apply_enrichment_op(&sp, other)),
         };
         let committed = if ok {
             sp.commit()
@@ -406,6 +438,9 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
                 Reply::Action(s, _) => {
                     let _ = s.send(Err(DecisionError::Db(msg.clone())));
                 }
+                Reply::Flush(s) => {
+                    let _ = s.send(());
+                }
             }
         }
         return false;
@@ -418,9 +453,44 @@ fn apply_ops(conn: &mut Connection, cfg: &WriterConfig, ops: Vec<WriteOp>) -> bo
             Reply::Action(s, v) => {
                 let _ = s.send(*v);
             }
+            Reply::Flush(s) => {
+                let _ = s.send(());
+            }
         }
     }
     true
+}
+
+/// Enrichment writes: no reply, a failure is logged and the op's savepoint rolled back.
+fn apply_enrichment_op(tx: &Connection, op: WriteOp) -> bool {
+    let r = match op {
+        WriteOp::Enrich {
+            alert_id,
+            results,
+            signals,
+            score,
+            online_pending,
+        } => enrichment::record(
+            tx,
+            alert_id,
+            &results,
+            &signals,
+            score.as_ref(),
+            online_pending,
+        ),
+        WriteOp::CachePut {
+            provider,
+            result,
+            expires_at,
+        } => enrichment::cache_put(tx, &provider, &result, &expires_at),
+        WriteOp::ProviderUsage { provider, at } => enrichment::usage(tx, &provider, &at),
+        WriteOp::ProviderStatus(list) => enrichment::status(tx, &list),
+        _ => Ok(()),
+    };
+    if let Err(e) = &r {
+        tracing::error!("enrichment write failed: {e}");
+    }
+    r.is_ok()
 }
 
 fn fail_op(op: WriteOp, msg: &str) {
@@ -433,6 +503,15 @@ fn fail_op(op: WriteOp, msg: &str) {
         | WriteOp::Intent { reply, .. }
         | WriteOp::Outcome { reply, .. } => {
             let _ = reply.send(Err(DecisionError::Db(msg.to_string())));
+        }
+        WriteOp::Enrich { .. }
+        | WriteOp::CachePut { .. }
+        | WriteOp::ProviderUsage { .. }
+        | WriteOp::ProviderStatus(_) => {
+            tracing::error!("enrichment write dropped: {msg}");
+        }
+        WriteOp::Flush(s) => {
+            let _ = s.send(());
         }
     }
 }
@@ -790,6 +869,10 @@ pub struct AlertDetail {
     pub incident_id: Option<i64>,
     pub incident_count: Option<u64>,
     pub actions: Vec<ActionRow>,
+    /// What feeds, GeoIP and providers said about the alert's indicators, worst first.
+    pub enrichment: Vec<EnrichmentResult>,
+    /// Online lookups for this alert are still queued or running.
+    pub enrichment_pending: bool,
 }
 
 /// Total counts.
@@ -960,6 +1043,8 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
         incident_id,
         incident_count: count.map(|c| c as u64),
         actions,
+        enrichment: enrichment::results(conn, id)?,
+        enrichment_pending: enrichment::state(conn, id)?.is_some_and(|(_, p)| p),
     }))
 }
 
@@ -980,7 +1065,11 @@ pub fn export(
         let score: Score = serde_json::from_str(&r.get::<_, String>(2)?)?;
         let incident: Option<i64> = r.get(3)?;
         let fp: String = r.get(4)?;
-        f(ecs_document(id, &alert, &score, incident, &fp))?;
+        let mut doc = ecs_document(id, &alert, &score, incident, &fp);
+        let results = enrichment::results(conn, id)?;
+        let state = enrichment::state(conn, id)?;
+        super::enrich::export::add_to_ecs(&mut doc, &alert, &results, state.map(|s| s.0).as_ref());
+        f(doc)?;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub enum Action {
     Reject,
     Confirm,
     Cancel,
+    ToggleEnrichment,
 }
 
 impl Action {
@@ -42,6 +43,7 @@ impl Action {
         Action::Reject,
         Action::Confirm,
         Action::Cancel,
+        Action::ToggleEnrichment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +61,7 @@ impl Action {
             Action::Reject => "reject",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
+            Action::ToggleEnrichment => "enrichment",
         }
     }
 
@@ -78,6 +81,7 @@ impl Action {
             Action::Reject => "reject the selected action (asks for a reason)",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
+            Action::ToggleEnrichment => "switch the detail pane: alert / enrichment",
         }
     }
 
