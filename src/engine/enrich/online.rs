@@ -609,6 +609,14 @@ async fn dispatch(inner: std::sync::Weak<Inner>, lane: Arc<Lane>) {
         let Ok(permit) = lane.permits.clone().acquire_owned().await else {
             return;
         };
+        // The answer that freed the slot may have paused or stopped the lane: look again.
+        let stopped = lane.state.lock().map_or(true, |s| {
+            s.disabled.is_some() || s.paused_until.is_some_and(|u| u > Instant::now())
+        });
+        if stopped {
+            drop(permit);
+            continue;
+        }
         let focus = inner.focus.lock().ok().and_then(|f| *f);
         let now = Instant::now();
         let Some(item) = lane
@@ -638,8 +646,8 @@ async fn dispatch(inner: std::sync::Weak<Inner>, lane: Arc<Lane>) {
         drop(inner);
         tokio::spawn(async move {
             let r = fut.await;
-            drop(permit);
             finish(&lane2, writer.as_ref(), item, r);
+            drop(permit);
         });
     }
 }
