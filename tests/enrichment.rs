@@ -235,3 +235,66 @@ async fn a_readable_secrets_file_is_refused_and_offline_sends_nothing() {
         "offline: nothing sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_stores_first_and_enriches_after() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use vigil::engine::connector::Connectors;
+    use vigil::engine::enrich::secrets::Secrets;
+    use vigil::engine::enrich::task::EnrichSetup;
+    use vigil::engine::model::Model;
+    use vigil::engine::pipeline::Pipeline;
+    use vigil::engine::score::{Bands, Scorer};
+    use vigil::engine::{self, store, EngineConfig};
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let watched = home.path().join("eve.json");
+    std::fs::copy(repo("tests/fixtures/feodo-c2-alert.json"), &watched).expect("copy");
+    let db = home.path().join("vigil.db");
+    let connectors = Connectors {
+        blocklist_path: home.path().join("blocklist.txt"),
+        webhook_url: None,
+        webhook_timeout: Duration::from_secs(5),
+    };
+    let pipeline = Pipeline {
+        scorer: Scorer::new(Model::embedded(), Bands::default()),
+        playbooks: Arc::new(Vec::new()),
+        connectors: Arc::new(connectors),
+    };
+    let mut h = engine::start(EngineConfig {
+        db: db.clone(),
+        watch: vec![watched],
+        pipeline,
+        incident_window: chrono::Duration::minutes(15),
+        actor: vigil::identity::Actor::current(),
+        enrichment: Some(EnrichSetup {
+            offline: true,
+            feeds_dir: Some(repo("tests/fixtures/feeds")),
+            geoip_city: None,
+            geoip_country: None,
+            geoip_asn: None,
+            providers: Vec::new(),
+            secrets: Secrets::default(),
+        }),
+    })
+    .expect("engine");
+    let reader = store::open(&db).expect("reader");
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            h.db_changed.changed().await.expect("engine running");
+            let detail = store::alert_detail(&reader, 1).expect("read");
+            if let Some(d) = detail.filter(|d| !d.enrichment.is_empty()) {
+                break d;
+            }
+        }
+    })
+    .await
+    .expect("enrichment arrived");
+    let hit = &found.enrichment[0];
+    assert_eq!(hit.source, "feodotracker-ipblocklist.csv");
+    assert_eq!(hit.indicator, "192.9.135.73");
+    assert_eq!(hit.feed_date.as_deref(), Some("2024-04-04"));
+    assert!(found.score.risk().is_some(), "re-scored, still scored");
+    h.shutdown().await;
+}

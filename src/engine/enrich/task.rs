@@ -423,6 +423,11 @@ impl Enricher {
                 continue;
             }
             s.add_results(&new);
+            // A fresh answer replaces what the same source said before (a re-run, a restart).
+            job.done.retain(|d| {
+                !new.iter()
+                    .any(|n| n.source == d.source && n.kind == d.kind && n.indicator == d.indicator)
+            });
             job.done.extend(new.iter().cloned());
             let sig = signals(&job.done);
             let score = rescore(&self.scorer, &job.alert, &sig);
