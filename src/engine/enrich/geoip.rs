@@ -2,7 +2,7 @@
 //! read once into memory. Owns the readers; answers nothing for addresses the databases do not
 //! hold.
 
-use maxminddb::{geoip2, Reader};
+use maxminddb::{geoip2, PathElement, Reader};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::Path;
@@ -79,9 +79,18 @@ impl GeoIp {
         }
         if g.country_iso_code.is_none() {
             if let Some(r) = &self.country {
-                if let Ok(Some(c)) = r.lookup(ip).and_then(|l| l.decode::<geoip2::Country>()) {
-                    g.country_iso_code = c.country.iso_code.map(str::to_string);
-                    g.country_name = c.country.names.english.map(str::to_string);
+                if let Ok(l) = r.lookup(ip) {
+                    if let Ok(Some(c)) = l.decode::<geoip2::Country>() {
+                        g.country_iso_code = c.country.iso_code.map(str::to_string);
+                        g.country_name = c.country.names.english.map(str::to_string);
+                    }
+                    // ip-location-db's country databases write a flat `country_code`.
+                    if g.country_iso_code.is_none() {
+                        g.country_iso_code = l
+                            .decode_path::<String>(&[PathElement::Key("country_code")])
+                            .ok()
+                            .flatten();
+                    }
                 }
             }
         }

@@ -634,35 +634,38 @@ async fn dispatch(inner: std::sync::Weak<Inner>, lane: Arc<Lane>) {
             s.sent += 1;
             s.in_flight += 1;
         }
-        if let Some(w) = &inner.writer {
-            let _ = w.try_send(WriteOp::ProviderUsage {
-                provider: lane.settings.id.name().to_string(),
-                at: Utc::now(),
-            });
-        }
-        let fut = inner.transport.fetch(lane.settings.id, &item.ioc);
-        let lane2 = lane.clone();
         let writer = inner.writer.clone();
+        let fut = inner.transport.fetch(lane.settings.id, &item.ioc);
         drop(inner);
+        if let Some(w) = &writer {
+            // Awaited, not tried: a lost usage record would let a restart overspend the budget.
+            let _ = w
+                .send(WriteOp::ProviderUsage {
+                    provider: lane.settings.id.name().to_string(),
+                    at: Utc::now(),
+                })
+                .await;
+        }
+        let lane2 = lane.clone();
         tokio::spawn(async move {
             let r = fut.await;
-            finish(&lane2, writer.as_ref(), item, r);
+            let cache = finish(&lane2, item, r);
             drop(permit);
+            if let (Some(w), Some(op)) = (writer, cache) {
+                let _ = w.send(op).await;
+            }
         });
     }
 }
 
-fn finish(
-    lane: &Lane,
-    writer: Option<&mpsc::Sender<WriteOp>>,
-    mut item: Queued,
-    r: Result<Answer, FetchError>,
-) {
+/// Settle a request: resolve its waiters, requeue, pause or stop the lane. Returns the cache
+/// write for an answer (the caller awaits the writer, so no answer is dropped on a full queue).
+fn finish(lane: &Lane, mut item: Queued, r: Result<Answer, FetchError>) -> Option<WriteOp> {
     let key: Key = (item.ioc.kind, item.ioc.value.clone());
     let now = Instant::now();
     let mut state = match lane.state.lock() {
         Ok(s) => s,
-        Err(_) => return,
+        Err(_) => return None,
     };
     state.in_flight = state.in_flight.saturating_sub(1);
     match r {
@@ -684,14 +687,11 @@ fn finish(
             if let Ok(mut m) = lane.memo.lock() {
                 m.insert(key.clone(), (result.clone(), now + ttl));
             }
-            if let Some(w) = writer {
-                let _ = w.try_send(WriteOp::CachePut {
-                    provider: lane.settings.id.name().to_string(),
-                    result: Box::new(result.clone()),
-                    expires_at: result.fetched_at
-                        + chrono::Duration::from_std(ttl).unwrap_or_default(),
-                });
-            }
+            let put = WriteOp::CachePut {
+                provider: lane.settings.id.name().to_string(),
+                result: Box::new(result.clone()),
+                expires_at: result.fetched_at + chrono::Duration::from_std(ttl).unwrap_or_default(),
+            };
             resolve(
                 lane,
                 &key,
@@ -700,6 +700,7 @@ fn finish(
                     cached: false,
                 },
             );
+            return Some(put);
         }
         Err(FetchError::RateLimited(after)) => {
             // Not an answer and not lost: back to the front, and the whole lane waits.
@@ -741,6 +742,7 @@ fn finish(
             resolve(lane, &key, Outcome::Failed(e.to_string()));
         }
     }
+    None
 }
 
 #[cfg(test)]

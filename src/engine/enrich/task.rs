@@ -484,6 +484,7 @@ impl Enricher {
                 merge(&mut summary, &s);
             }
         }
+        self.write_status(&self.sources.status()).await;
         let after = self
             .sources
             .online
@@ -531,20 +532,33 @@ impl Enricher {
             }
             let status = self.sources.status();
             if status != last_status {
-                let _ = events.try_send(EngineEvent::EnrichStatus(status.clone()));
-                let snapshot = status
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.provider.clone(),
-                            serde_json::to_value(s).unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                let _ = self.writer.try_send(WriteOp::ProviderStatus(snapshot));
-                last_status = status;
+                self.write_status(&status).await;
+                // Never wait on a busy UI; if it was full, try again next tick.
+                if events
+                    .try_send(EngineEvent::EnrichStatus(status.clone()))
+                    .is_ok()
+                {
+                    last_status = status;
+                }
             }
         }
+    }
+
+    /// Record the providers' budgets and queues for `vigil enrich --status`.
+    async fn write_status(&self, status: &[ProviderStatus]) {
+        if status.is_empty() {
+            return;
+        }
+        let snapshot = status
+            .iter()
+            .map(|s| {
+                (
+                    s.provider.clone(),
+                    serde_json::to_value(s).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let _ = self.writer.send(WriteOp::ProviderStatus(snapshot)).await;
     }
 
     /// Start online jobs for pending alerts while slots are free; the focused incident's
