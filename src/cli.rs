@@ -268,6 +268,29 @@ impl Setup {
         })
     }
 
+    /// The database writer for a one-shot command, with the configured incident window.
+    ///
+    /// # Errors
+    /// The database cannot be opened (named in the message).
+    pub fn spawn_writer(
+        &self,
+        ops: tokio::sync::mpsc::Receiver<WriteOp>,
+        changed: tokio::sync::watch::Sender<u64>,
+    ) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        store::spawn_writer(
+            self.db.clone(),
+            WriterConfig {
+                incident_window: chrono::Duration::minutes(i64::from(
+                    self.config.incidents.window_minutes,
+                )),
+                actor: Actor::current(),
+            },
+            ops,
+            changed,
+        )
+        .map_err(|e| anyhow!("{}: {e}", self.db.display()))
+    }
+
     /// # Errors
     /// A bad provider URL or a secrets file others can read (exit 2).
     pub fn enrichment(&self) -> Result<EnrichSetup, Failure> {
@@ -393,6 +416,21 @@ fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
     store::open_read_only(db).map_err(|e| Failure::Runtime(anyhow!("{}: {e}", db.display())))
 }
 
+/// Every line of a file read once (`.gz` too). A last line without a newline is still a whole
+/// line in a one-pass read.
+fn whole_file_lines(f: &Path) -> anyhow::Result<Vec<crate::engine::pipeline::RawLine>> {
+    let bytes = read_maybe_gz(f)?;
+    let (mut lines, used) = split_lines(&bytes, 0, 1);
+    if used < bytes.len() {
+        lines.push(crate::engine::pipeline::RawLine {
+            byte_offset: used as u64,
+            line_no: lines.len() as u64 + 1,
+            bytes: bytes[used..].to_vec(),
+        });
+    }
+    Ok(lines)
+}
+
 /// Lines per batch in `vigil ingest`: bounds memory on big files.
 const INGEST_BATCH_LINES: usize = 20_000;
 
@@ -402,30 +440,10 @@ fn ingest(setup: &Setup, files: &[PathBuf]) -> Result<ExitCode, Failure> {
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (changed, _keep) = tokio::sync::watch::channel(0);
-        let writer = store::spawn_writer(
-            setup.db.clone(),
-            WriterConfig {
-                incident_window: chrono::Duration::minutes(i64::from(
-                    setup.config.incidents.window_minutes,
-                )),
-                actor: Actor::current(),
-            },
-            rx,
-            changed,
-        )
-        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let writer = setup.spawn_writer(rx, changed)?;
         let mut total = IngestSummary::default();
         for f in files {
-            let bytes = read_maybe_gz(f)?;
-            let (mut lines, used) = split_lines(&bytes, 0, 1);
-            if used < bytes.len() {
-                // A last line without a newline is still a whole line in a one-pass read.
-                lines.push(crate::engine::pipeline::RawLine {
-                    byte_offset: used as u64,
-                    line_no: lines.len() as u64 + 1,
-                    bytes: bytes[used..].to_vec(),
-                });
-            }
+            let mut lines = whole_file_lines(f)?;
             let label = f.display().to_string();
             while !lines.is_empty() {
                 let rest = lines.split_off(lines.len().min(INGEST_BATCH_LINES));
@@ -558,15 +576,7 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
 fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure> {
     use crate::engine::ioc;
     use crate::engine::normalize::{normalize_line, Parsed};
-    let bytes = read_maybe_gz(file)?;
-    let (mut lines, used) = split_lines(&bytes, 0, 1);
-    if used < bytes.len() {
-        lines.push(crate::engine::pipeline::RawLine {
-            byte_offset: used as u64,
-            line_no: lines.len() as u64 + 1,
-            bytes: bytes[used..].to_vec(),
-        });
-    }
+    let lines = whole_file_lines(file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut tally: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -629,18 +639,7 @@ fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Fai
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         let (changed, _keep) = tokio::sync::watch::channel(0);
-        let writer = store::spawn_writer(
-            setup.db.clone(),
-            WriterConfig {
-                incident_window: chrono::Duration::minutes(i64::from(
-                    setup.config.incidents.window_minutes,
-                )),
-                actor: Actor::current(),
-            },
-            rx,
-            changed,
-        )
-        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let writer = setup.spawn_writer(rx, changed)?;
         let reader = Arc::new(std::sync::Mutex::new(
             store::open(&setup.db).map_err(|e| anyhow!("{}: {e}", setup.db.display()))?,
         ));

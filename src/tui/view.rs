@@ -244,6 +244,20 @@ fn field<'a>(label: &'a str, value: String, pal: &Palette) -> Line<'a> {
     ])
 }
 
+/// A detail pane with nothing to show yet.
+fn no_alert_selected(f: &mut Frame<'_>, title: &str, pal: &Palette, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title.to_string())
+        .border_style(pal.dim());
+    f.render_widget(
+        Paragraph::new("select an alert")
+            .style(pal.dim())
+            .block(block),
+        area,
+    );
+}
+
 fn verdict_style(pal: &Palette, v: Verdict) -> Style {
     match v {
         Verdict::Malicious => pal.fg(Color::Red).add_modifier(Modifier::BOLD),
@@ -261,16 +275,7 @@ fn draw_enrichment(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         .key_for("queue", Action::ToggleEnrichment)
         .unwrap_or_default();
     let Some(d) = &app.detail else {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title("Enrichment")
-            .border_style(pal.dim());
-        f.render_widget(
-            Paragraph::new("select an alert")
-                .style(pal.dim())
-                .block(block),
-            area,
-        );
+        no_alert_selected(f, "Enrichment", pal, area);
         return;
     };
     let block = Block::default()
@@ -368,16 +373,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         return;
     }
     let Some(d) = &app.detail else {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title("Alert")
-            .border_style(pal.dim());
-        f.render_widget(
-            Paragraph::new("select an alert")
-                .style(pal.dim())
-                .block(block),
-            area,
-        );
+        no_alert_selected(f, "Alert", pal, area);
         return;
     };
     let a = &d.alert;

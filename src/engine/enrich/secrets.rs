@@ -172,6 +172,21 @@ mod tests {
     }
 
     #[test]
+    fn a_file_owned_by_someone_else_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: changing a file's owner needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("secrets.toml");
+        std::fs::write(&f, "otx = \"k\"\n").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::os::unix::fs::chown(&f, Some(65534), None).expect("chown");
+        let e = Secrets::load(&f).expect_err("foreign owner");
+        assert!(e.contains("owned by uid 65534, not by you"), "{e}");
+    }
+
+    #[test]
     fn missing_file_means_no_keys_and_bad_toml_never_echoes() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(Secrets::load(&dir.path().join("none.toml"))
