@@ -151,6 +151,7 @@ async fn run_until(
         incident_rules: rules,
         actor: Actor::current(),
         loaded: json!({"bench": true}),
+        enrichment: None,
     })?;
     let reader = store::open(db)?;
     loop {
@@ -192,6 +193,7 @@ async fn latency(
         incident_rules: rules,
         actor: Actor::current(),
         loaded: json!({"bench": true}),
+        enrichment: None,
     })?;
     let reader = store::open(&db)?;
     // The writer side: 100 ticks a second, each appending its share of lines.

@@ -4,6 +4,7 @@
 
 use crate::config::{non_empty, Config};
 use crate::engine::connector::Connectors;
+use crate::engine::enrich::task::{EnrichSetup, Enricher};
 use crate::engine::model::{Model, ModelCard, TrainParams};
 use crate::engine::pipeline::{read_maybe_gz, split_lines, Pipeline};
 use crate::engine::score::{Bands, Scorer};
@@ -85,6 +86,29 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         model: Option<PathBuf>,
         file: PathBuf,
+    },
+    /// Print the indicators (IOCs) of each alert in a file as JSON lines.
+    Iocs {
+        file: PathBuf,
+        /// Add a defanged copy of each value (safe to paste into tickets and chat).
+        #[arg(long)]
+        defang: bool,
+        /// Print one JSON object of counts by indicator type (and IP class) instead.
+        #[arg(long)]
+        counts: bool,
+    },
+    /// Enrich stored alerts (threat feeds, GeoIP, online providers) and print a summary; or
+    /// show each provider's budget and queue.
+    Enrich {
+        /// Show each provider's budget used, queue depth and key state instead.
+        #[arg(long)]
+        status: bool,
+        /// Enrich every stored alert again, not only new ones (fresh answers come from the cache).
+        #[arg(long)]
+        all: bool,
+        /// No online lookups in this run.
+        #[arg(long)]
+        offline: bool,
     },
     /// Print the audit trail as JSON lines, or verify its hash chain.
     Audit {
@@ -320,7 +344,47 @@ impl Setup {
             incident_rules: self.config.incidents.rules.clone(),
             actor: Actor::current(),
             loaded: self.loaded()?,
+            enrichment: Some(self.enrichment()?),
         })
+    }
+
+    /// The database writer for a one-shot command, with the configured incident window.
+    ///
+    /// # Errors
+    /// The database cannot be opened (named in the message).
+    /// This process's one writer on the database. With a pipeline, it can finish proposals of
+    /// playbooks that read the incident.
+    ///
+    /// # Errors
+    /// The database cannot be opened.
+    pub fn spawn_writer(
+        &self,
+        ops: tokio::sync::mpsc::Receiver<WriteOp>,
+        changed: tokio::sync::watch::Sender<u64>,
+        pipeline: Option<&Pipeline>,
+    ) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        store::spawn_writer(
+            self.db.clone(),
+            WriterConfig {
+                incident_rules: self.config.incidents.rules.clone(),
+                actor: Actor::current(),
+                playbooks: pipeline.map(|p| (p.playbooks.clone(), p.connectors.clone())),
+            },
+            ops,
+            changed,
+        )
+        .map_err(|e| anyhow!("{}: {e}", self.db.display()))
+    }
+
+    /// # Errors
+    /// A bad provider URL or a secrets file others can read (exit 2).
+    pub fn enrichment(&self) -> Result<EnrichSetup, Failure> {
+        EnrichSetup::from_config(
+            &self.config.enrichment,
+            &self.paths.data_dir,
+            &self.paths.config_dir,
+        )
+        .map_err(Failure::Usage)
     }
 }
 
@@ -415,6 +479,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         | Some(Command::Audit {
             action: Some(AuditCommand::Export),
         }) => audit_list(&setup),
+        Some(Command::Iocs {
+            file,
+            defang,
+            counts,
+        }) => iocs_cmd(&file, defang, counts),
+        Some(Command::Enrich { status: true, .. }) => enrich_status(&setup),
+        Some(Command::Enrich { all, offline, .. }) => enrich_cmd(&setup, all, offline),
         Some(Command::Audit {
             action: Some(AuditCommand::Verify { checkpoint, file }),
         }) => audit_verify(&setup, &checkpoint, file.as_deref()),
@@ -501,6 +572,21 @@ fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
     store::open_read_only(db).map_err(|e| Failure::Runtime(anyhow!("{}: {e}", db.display())))
 }
 
+/// Every line of a file read once (`.gz` too). A last line without a newline is still a whole
+/// line in a one-pass read.
+fn whole_file_lines(f: &Path) -> anyhow::Result<Vec<crate::engine::pipeline::RawLine>> {
+    let bytes = read_maybe_gz(f)?;
+    let (mut lines, used) = split_lines(&bytes, 0, 1);
+    if used < bytes.len() {
+        lines.push(crate::engine::pipeline::RawLine {
+            byte_offset: used as u64,
+            line_no: lines.len() as u64 + 1,
+            bytes: bytes[used..].to_vec(),
+        });
+    }
+    Ok(lines)
+}
+
 /// Lines per batch in `vigil ingest`: bounds memory on big files.
 const INGEST_BATCH_LINES: usize = 20_000;
 
@@ -518,17 +604,7 @@ fn ingest(
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (changed, _keep) = tokio::sync::watch::channel(0);
-        let writer = store::spawn_writer(
-            setup.db.clone(),
-            WriterConfig {
-                incident_rules: setup.config.incidents.rules.clone(),
-                actor: Actor::current(),
-                playbooks: Some((pipeline.playbooks.clone(), pipeline.connectors.clone())),
-            },
-            rx,
-            changed,
-        )
-        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let writer = setup.spawn_writer(rx, changed, Some(&pipeline))?;
         let mut total = IngestSummary::default();
         for f in files {
             let bytes = read_maybe_gz(f)?;
@@ -698,6 +774,164 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure> {
+    use crate::engine::ioc;
+    use crate::engine::normalize::{normalize_line, Parsed};
+    let lines = whole_file_lines(file)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut tally: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut alerts = 0u64;
+    for l in lines {
+        if l.bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let v = match normalize_line(&l.bytes) {
+            Ok(Parsed::Alert(a, _)) => {
+                alerts += 1;
+                let found = ioc::extract(&a);
+                if counts {
+                    for i in &found {
+                        *tally.entry(i.kind.label().to_string()).or_default() += 1;
+                        if let Some(c) = i.class {
+                            *tally
+                                .entry(format!("{}/{}", i.kind.label(), c.label()))
+                                .or_default() += 1;
+                        }
+                    }
+                    continue;
+                }
+                let list: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        if defang {
+                            v["defanged"] = serde_json::json!(ioc::defang(i.kind, &i.value));
+                        }
+                        v
+                    })
+                    .collect();
+                serde_json::json!({"line": l.line_no, "event": {"module": a.module},
+                                   "rule": {"name": a.rule_name}, "iocs": list})
+            }
+            Ok(Parsed::Skipped) => continue,
+            Err(e) => {
+                serde_json::json!({"line": l.line_no, "error": format!("{}:{}: {}", file.display(), l.line_no, e.0)})
+            }
+        };
+        print_json_line(&mut out, &v)?;
+    }
+    if counts {
+        print_json_line(
+            &mut out,
+            &serde_json::json!({"file": file.display().to_string(), "alerts": alerts, "iocs": tally}),
+        )?;
+    }
+    out.flush().map_err(anyhow::Error::from)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Failure> {
+    let _ = open_existing(&setup.db)?;
+    let mut es = setup.enrichment()?;
+    es.offline |= offline;
+    let scorer = setup.pipeline(None)?.scorer;
+    let rt = runtime()?;
+    let summary = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let (changed, _keep) = tokio::sync::watch::channel(0);
+        let writer = setup.spawn_writer(rx, changed, None)?;
+        let reader = Arc::new(std::sync::Mutex::new(
+            store::open(&setup.db).map_err(|e| anyhow!("{}: {e}", setup.db.display()))?,
+        ));
+        let sources = es
+            .build(Some(reader.clone()), Some(tx.clone()))
+            .map_err(|e| anyhow!(e))?;
+        let enricher = Enricher {
+            sources: Arc::new(sources),
+            scorer,
+            writer: tx.clone(),
+            reader,
+        };
+        let summary = enricher.run_once(again).await;
+        let feeds = enricher
+            .sources
+            .feeds
+            .lock()
+            .map(|f| (f.feeds().len(), f.entries(), f.errors.clone()))
+            .unwrap_or_default();
+        drop(enricher);
+        drop(tx);
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        anyhow::Ok((summary, feeds))
+    })?;
+    let (summary, (files, entries, errors)) = summary;
+    for e in &errors {
+        eprintln!("vigil: feed {e}");
+    }
+    let mut v = serde_json::to_value(&summary).map_err(anyhow::Error::from)?;
+    v["feeds"] = serde_json::json!({"files": files, "entries": entries});
+    let looked = summary.cache_hits + summary.cache_misses;
+    v["cache_hit_rate"] = serde_json::json!(if looked == 0 {
+        None
+    } else {
+        Some((summary.cache_hits as f64 / looked as f64 * 1000.0).round() / 1000.0)
+    });
+    println!("{v}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn enrich_status(setup: &Setup) -> Result<ExitCode, Failure> {
+    use crate::engine::enrich::providers::ProviderId;
+    let es = setup.enrichment()?;
+    let conn = if setup.db.exists() {
+        Some(open_existing(&setup.db)?)
+    } else {
+        None
+    };
+    let now = chrono::Utc::now();
+    let snapshots = conn
+        .as_ref()
+        .and_then(|c| store::provider_status(c).ok())
+        .unwrap_or_default();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for p in ProviderId::ALL {
+        let settings = es.providers.iter().find(|s| s.id == *p);
+        let used: Vec<serde_json::Value> = settings
+            .map(|s| {
+                s.limits
+                    .iter()
+                    .map(|l| {
+                        let since = now - chrono::Duration::seconds(l.window.as_secs() as i64);
+                        let n = conn
+                            .as_ref()
+                            .and_then(|c| store::provider_usage_since(c, p.name(), since).ok())
+                            .map_or(0, |v| v.len());
+                        serde_json::json!({"limit": l.label(), "used": n})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let snap = snapshots.iter().find(|(name, _, _)| name == p.name());
+        let key = !p.needs_key() || es.secrets.get(p.name()).is_some();
+        let v = serde_json::json!({
+            "provider": p.name(),
+            "enabled": settings.is_some() && !es.offline,
+            "key": if key { "present" } else { "missing" },
+            "budget": used,
+            "queue_depth": snap.and_then(|s| s.1.get("queue_depth").cloned()),
+            "in_flight": snap.and_then(|s| s.1.get("in_flight").cloned()),
+            "last_error": snap.and_then(|s| s.1.get("last_error").cloned()),
+            "disabled": snap.and_then(|s| s.1.get("disabled").cloned()),
+            "as_of": snap.map(|s| s.2.clone()),
+        });
+        print_json_line(&mut out, &v)?;
+    }
+    out.flush().map_err(anyhow::Error::from)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn audit_list(setup: &Setup) -> Result<ExitCode, Failure> {
     let conn = open_existing(&setup.db)?;
     let stdout = std::io::stdout();
@@ -810,17 +1044,7 @@ fn with_responder<T>(
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let (changed, _keep) = tokio::sync::watch::channel(0);
         let actor = Actor::current();
-        let writer = store::spawn_writer(
-            setup.db.clone(),
-            WriterConfig {
-                incident_rules: setup.config.incidents.rules.clone(),
-                actor: actor.clone(),
-                playbooks: None,
-            },
-            rx,
-            changed,
-        )
-        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let writer = setup.spawn_writer(rx, changed, None)?;
         let responder = crate::engine::respond::Responder::new(tx, connectors, actor);
         responder.recover().await.map_err(|e| anyhow!(e))?;
         let r = f(&responder).await;

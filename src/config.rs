@@ -20,6 +20,45 @@ pub struct Config {
     pub playbooks: PlaybookConfig,
     pub connectors: ConnectorConfig,
     pub ingest: IngestConfig,
+    pub enrichment: EnrichmentConfig,
+}
+
+/// `[enrichment]`: offline sources and online providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentConfig {
+    pub offline: bool,
+    pub feeds_dir: String,
+    pub geoip_city: String,
+    pub geoip_country: String,
+    pub geoip_asn: String,
+    pub secrets_file: String,
+    pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    pub abuseipdb: ProviderConfig,
+    pub virustotal: ProviderConfig,
+    pub otx: ProviderConfig,
+    pub urlhaus: ProviderConfig,
+    pub rdap: ProviderConfig,
+}
+
+/// One online provider's switch, endpoint and budgets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub enabled: bool,
+    pub base_url: String,
+    pub per_minute: u32,
+    pub per_day: u32,
+    pub timeout_seconds: u64,
+    pub concurrency: usize,
+    pub ttl_hours: u64,
+    pub negative_ttl_minutes: u64,
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -153,6 +192,16 @@ mod tests {
         assert_eq!(c.incidents.rules[0].window_minutes, 15);
         assert_eq!(c.incidents.rules[1].window_minutes, 60);
         assert_eq!(c.risk, Bands::default());
+        let vt = &c.enrichment.providers.virustotal;
+        assert_eq!(
+            (vt.per_minute, vt.per_day),
+            (4, 500),
+            "VirusTotal's free tier"
+        );
+        assert!(
+            !vt.enabled,
+            "nothing leaves the machine until an analyst enables it"
+        );
     }
 
     #[test]

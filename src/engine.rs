@@ -5,10 +5,12 @@
 pub mod alert;
 pub mod audit;
 pub mod connector;
+pub mod enrich;
 pub mod features;
 pub mod forest;
 pub mod format;
 pub mod incident;
+pub mod ioc;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -43,6 +45,8 @@ pub struct EngineConfig {
     /// What was loaded (config, playbooks, model, with file hashes), recorded in the audit trail
     /// when the session starts.
     pub loaded: serde_json::Value,
+    /// Feeds, GeoIP and online providers; `None`: alerts are not enriched.
+    pub enrichment: Option<enrich::task::EnrichSetup>,
 }
 
 /// Requests from the UI. Queries carry a request number so the UI can drop stale answers.
@@ -89,6 +93,8 @@ pub enum EngineEvent {
     },
     /// An action changed state (decided, running, finished).
     Action(Box<ActionRow>),
+    /// Online providers' budgets and queues changed.
+    EnrichStatus(Vec<enrich::online::ProviderStatus>),
     /// A one-line message for the status bar.
     Notice(String),
     Error(String),
@@ -103,8 +109,12 @@ pub struct EngineHandle {
     stop: watch::Sender<bool>,
     responder: respond::Responder,
     writer_thread: Option<std::thread::JoinHandle<()>>,
+    tailer: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping task other than the tailer may take before it is cut off.
+const TASK_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Capacity of the engine→UI channel: bounded so a stalled UI slows the engine instead of
 /// growing memory without limit.
@@ -114,8 +124,17 @@ impl EngineHandle {
     /// Stop the tailer, let the writer drain and commit what it has, and wait for it.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for t in self.tasks.drain(..) {
+        // The tailer is waited for: its in-flight batches commit, so a restart resumes after
+        // them. Everything else is resumable from the database (enrichment state, action
+        // leases), so it gets a moment to finish and is then stopped.
+        if let Some(t) = self.tailer.take() {
             let _ = t.await;
+        }
+        for t in self.tasks.drain(..) {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(TASK_STOP_GRACE, t).await.is_err() {
+                abort.abort();
+            }
         }
         let _ = self
             .responder
@@ -159,6 +178,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (cmd_tx, cmd_rx) = mpsc::channel::<EngineCommand>(64);
     let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(EVENT_CAPACITY);
     let reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
+    let (focus_tx, focus_rx) = watch::channel(None::<i64>);
 
     let responder = respond::Responder::new(
         write_tx.clone(),
@@ -187,7 +207,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         pipeline: cfg.pipeline.clone(),
         writer: write_tx.clone(),
     };
-    tasks.push(tokio::spawn(tailer.run(stop_rx.clone())));
+    let tailer = Some(tokio::spawn(tailer.run(stop_rx.clone())));
     tasks.push(tokio::spawn(executor(
         responder.clone(),
         reader.clone(),
@@ -195,8 +215,28 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         changed_rx.clone(),
         stop_rx.clone(),
     )));
+    if let Some(setup) = &cfg.enrichment {
+        // Its own read connection: enrichment reads never queue behind the UI's.
+        let enrich_reader = Arc::new(Mutex::new(store::open(&cfg.db)?));
+        let sources = setup
+            .build(Some(enrich_reader.clone()), Some(write_tx.clone()))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let enricher = enrich::task::Enricher {
+            sources: Arc::new(sources),
+            scorer: cfg.pipeline.scorer.clone(),
+            writer: write_tx.clone(),
+            reader: enrich_reader,
+        };
+        tasks.push(tokio::spawn(enricher.run(
+            stop_rx.clone(),
+            changed_rx.clone(),
+            focus_rx,
+            ev_tx.clone(),
+        )));
+    }
     let answers = Answers {
         reader,
+        focus: focus_tx,
         events: ev_tx,
         responder: responder.clone(),
     };
@@ -209,6 +249,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         stop: stop_tx,
         responder,
         writer_thread: Some(writer_thread),
+        tailer,
         tasks,
     })
 }
@@ -271,6 +312,8 @@ async fn executor(
 /// and rollbacks through the responder.
 struct Answers {
     reader: Arc<Mutex<rusqlite::Connection>>,
+    /// The incident of the alert on screen: its enrichment lookups go first.
+    focus: watch::Sender<Option<i64>>,
     events: mpsc::Sender<EngineEvent>,
     responder: respond::Responder,
 }
@@ -335,6 +378,29 @@ impl Answers {
             })
         })
         .await;
+        if let Ok(Ok(EngineEvent::Detail {
+            detail: Some(d), ..
+        })) = &result
+        {
+            let incident = d.incident_id;
+            self.focus.send_if_modified(|f| {
+                let changed = *f != incident;
+                *f = incident;
+                changed
+            });
+        }
+        if let Ok(Ok(EngineEvent::Detail {
+            detail: Some(d), ..
+        })) = &result
+        {
+            // Enrichment looks up the incident on screen first.
+            let incident = d.incident_id;
+            self.focus.send_if_modified(|f| {
+                let changed = *f != incident;
+                *f = incident;
+                changed
+            });
+        }
         let ev = match result {
             Ok(Ok(ev)) => ev,
             Ok(Err(e)) => EngineEvent::Error(format!("database read failed: {e}")),

@@ -400,6 +400,7 @@ async fn automatic_revert_runs_when_due() {
         incident_rules: vec![],
         actor: analyst(0, "engine"),
         loaded: json!({}),
+        enrichment: None,
     })
     .expect("engine");
     let reverted = async {

@@ -56,6 +56,7 @@ fn start(db: &Path, watch: Vec<PathBuf>, p: Pipeline) -> EngineHandle {
             .rules,
         actor: Actor::current(),
         loaded: serde_json::json!({}),
+        enrichment: None,
     })
     .expect("engine starts")
 }

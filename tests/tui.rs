@@ -56,7 +56,7 @@ fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
     let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
     assert_eq!(
         keymap_error("unknown-action.toml"),
-        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, confirm, cancel)", p("unknown-action.toml"))
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, confirm, cancel, enrichment)", p("unknown-action.toml"))
     );
     assert_eq!(
         keymap_error("bad-key.toml"),
@@ -347,6 +347,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
             .rules,
         actor: Actor::current(),
         loaded: serde_json::json!({}),
+        enrichment: None,
     })
     .expect("engine");
     let mut app = App::new(
@@ -419,4 +420,79 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
     assert_eq!(rows[1].2, Actor::current().name);
     let list = std::fs::read_to_string(dir.path().join("blocklist.txt")).expect("blocklist");
     assert_eq!(list.trim(), target.params["entry"].as_str().expect("entry"));
+}
+
+#[test]
+fn enrichment_pane_toggles_with_e_and_shows_age_and_budgets() {
+    use vigil::engine::enrich::online::ProviderStatus;
+    use vigil::engine::enrich::{EnrichmentResult, SourceKind, Verdict};
+    use vigil::engine::ioc::{Ioc, IocKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = std::fs::read_to_string(fixture("feodo-c2-alert.json")).expect("fixture");
+    let db = database_with(dir.path(), &line);
+    let mut app = app_over(&db, 100, 30, true);
+    let ioc = Ioc::new(IocKind::Ipv4, "192.9.135.73".into(), "destination.ip");
+    let mut feed = EnrichmentResult::new(
+        &ioc,
+        "feodotracker-ipblocklist.csv",
+        SourceKind::Feed,
+        Verdict::Malicious,
+    );
+    feed.score = Some(90);
+    feed.feed_date = Some("2024-04-04".into());
+    feed.fetched_at = chrono::Utc::now() - chrono::Duration::hours(2);
+    let hostile = Ioc::new(
+        IocKind::Domain,
+        "evil\u{202e}moc.example.com".into(),
+        "http.hostname",
+    );
+    let vt = EnrichmentResult::new(&hostile, "virustotal", SourceKind::Provider, Verdict::Clean);
+    app.detail.as_mut().expect("detail").enrichment = vec![feed, vt];
+    app.on_engine_event(EngineEvent::EnrichStatus(vec![ProviderStatus {
+        provider: "virustotal".into(),
+        key: true,
+        used: vec![("4/min".into(), 3), ("500/day".into(), 120)],
+        queue_depth: 7,
+        in_flight: 1,
+        sent: 120,
+        failed: 0,
+        rate_limited: 0,
+        paused_seconds: 0,
+        disabled: None,
+        last_error: None,
+    }]));
+    let (before, _) = screen(&app, 100, 30);
+    assert!(!before.contains("MALICIOUS"), "alert detail first");
+    assert!(before.contains("vt 3/4min 120/500day q7"), "{before}");
+    app.on_terminal_event(crossterm::event::Event::Key(
+        crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('e'),
+            crossterm::event::KeyModifiers::NONE,
+        ),
+    ));
+    let (text, buf) = screen(&app, 100, 30);
+    assert!(text.contains("Enrichment · alert #1 (e: alert)"), "{text}");
+    assert!(text.contains("MALICIOUS   90 192.9.135.73"), "{text}");
+    assert!(
+        text.contains("feodotracker-ipblocklist.csv · 2h ago list 2024-04-04"),
+        "{text}"
+    );
+    assert!(text.contains("CLEAN"), "the verdict is spelled out: {text}");
+    assert!(
+        text.contains("evil\\u{202e}moc.example.com"),
+        "escaped: {text}"
+    );
+    assert!(!text.contains('\u{202e}'));
+    let y = (0..30u16)
+        .find(|y| {
+            (0..100u16)
+                .map(|x| buf[(x, *y)].symbol())
+                .collect::<String>()
+                .contains("MALICIOUS")
+        })
+        .expect("row");
+    let x = (0..100u16)
+        .find(|x| buf[(*x, y)].symbol() == "M")
+        .expect("col");
+    assert_eq!(buf[(x, y)].fg, Color::Red);
 }

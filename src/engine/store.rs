@@ -2,12 +2,20 @@
 //! Owns every SQL statement. Writes happen only on the writer thread, in batched transactions;
 //! readers use their own connections (WAL lets them read while the writer commits).
 
+mod enrichment;
+
 use super::alert::Alert;
 use super::audit::{self, Entry};
+use super::enrich::EnrichmentResult;
+use super::features::EnrichmentSignals;
 use super::playbook::ProposedAction;
 use super::score::Score;
 use crate::identity::Actor;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+pub use enrichment::{
+    alerts_pending_online, alerts_to_enrich, cache_get, incident_alerts, provider_status,
+    provider_usage_since, results as enrichment_results, state as enrichment_state, ToEnrich,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -162,6 +170,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.execute_batch(SCHEMA)?;
     migrate(&conn)?;
+    conn.execute_batch(enrichment::SCHEMA)?;
     Ok(conn)
 }
 
@@ -338,6 +347,26 @@ pub enum WriteOp {
         apply: RecordChange,
         reply: Option<oneshot::Sender<Result<Value, String>>>,
     },
+    /// Enrichment results for one alert, its signals, and its new score when re-scored.
+    Enrich {
+        alert_id: i64,
+        results: Vec<EnrichmentResult>,
+        signals: EnrichmentSignals,
+        score: Option<Score>,
+        online_pending: bool,
+    },
+    /// A provider's answer, reusable until `expires_at` (errors are never sent here).
+    CachePut {
+        provider: String,
+        result: Box<EnrichmentResult>,
+        expires_at: DateTime<Utc>,
+    },
+    /// One request was sent to a provider: the budget survives restarts.
+    ProviderUsage { provider: String, at: DateTime<Utc> },
+    /// The latest budget/queue snapshot per provider, for `vigil enrich --status`.
+    ProviderStatus(Vec<(String, Value)>),
+    /// Answered once everything sent before it is committed.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The writer's settings.
@@ -408,6 +437,7 @@ enum Reply {
         oneshot::Sender<Result<ActionRow, DecisionError>>,
         Box<Result<ActionRow, DecisionError>>,
     ),
+    Flush(oneshot::Sender<()>),
 }
 
 fn apply_ops(
@@ -461,6 +491,8 @@ fn apply_ops(
                 }
                 (reply.map(|s| Reply::Record(s, r)), ok)
             }
+            WriteOp::Flush(reply) => (Some(Reply::Flush(reply)), true),
+            other => (None, apply_enrichment_op(&sp, other)),
         };
         let committed = if ok {
             sp.commit()
@@ -489,6 +521,9 @@ fn apply_ops(
                 Reply::Record(s, _) => {
                     let _ = s.send(Err(msg.clone()));
                 }
+                Reply::Flush(s) => {
+                    let _ = s.send(());
+                }
             }
         }
         return false;
@@ -504,9 +539,44 @@ fn apply_ops(
             Reply::Record(s, v) => {
                 let _ = s.send(v);
             }
+            Reply::Flush(s) => {
+                let _ = s.send(());
+            }
         }
     }
     true
+}
+
+/// Enrichment writes: no reply, a failure is logged and the op's savepoint rolled back.
+fn apply_enrichment_op(tx: &Connection, op: WriteOp) -> bool {
+    let r = match op {
+        WriteOp::Enrich {
+            alert_id,
+            results,
+            signals,
+            score,
+            online_pending,
+        } => enrichment::record(
+            tx,
+            alert_id,
+            &results,
+            &signals,
+            score.as_ref(),
+            online_pending,
+        ),
+        WriteOp::CachePut {
+            provider,
+            result,
+            expires_at,
+        } => enrichment::cache_put(tx, &provider, &result, &expires_at),
+        WriteOp::ProviderUsage { provider, at } => enrichment::usage(tx, &provider, &at),
+        WriteOp::ProviderStatus(list) => enrichment::status(tx, &list),
+        _ => Ok(()),
+    };
+    if let Err(e) = &r {
+        tracing::error!("enrichment write failed: {e}");
+    }
+    r.is_ok()
 }
 
 fn fail_op(op: WriteOp, msg: &str) {
@@ -522,6 +592,15 @@ fn fail_op(op: WriteOp, msg: &str) {
             if let Some(r) = reply {
                 let _ = r.send(Err(msg.to_string()));
             }
+        }
+        WriteOp::Enrich { .. }
+        | WriteOp::CachePut { .. }
+        | WriteOp::ProviderUsage { .. }
+        | WriteOp::ProviderStatus(_) => {
+            tracing::error!("enrichment write dropped: {msg}");
+        }
+        WriteOp::Flush(s) => {
+            let _ = s.send(());
         }
     }
 }
@@ -889,6 +968,10 @@ pub struct AlertDetail {
     pub incident_id: Option<i64>,
     pub incident_count: Option<u64>,
     pub actions: Vec<ActionRow>,
+    /// What feeds, GeoIP and providers said about the alert's indicators, worst first.
+    pub enrichment: Vec<EnrichmentResult>,
+    /// Online lookups for this alert are still queued or running.
+    pub enrichment_pending: bool,
 }
 
 /// Total counts.
@@ -982,6 +1065,8 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
         incident_id,
         incident_count: count.map(|c| c as u64),
         actions,
+        enrichment: enrichment::results(conn, id)?,
+        enrichment_pending: enrichment::state(conn, id)?.is_some_and(|(_, p)| p),
     }))
 }
 
@@ -1004,7 +1089,11 @@ pub fn export(
         let score: Score = serde_json::from_str(&r.get::<_, String>(2)?)?;
         let incident: Option<i64> = r.get(3)?;
         let fp: String = r.get(4)?;
-        f(ecs_document(id, &alert, &score, incident, &fp))?;
+        let mut doc = ecs_document(id, &alert, &score, incident, &fp);
+        let results = enrichment::results(conn, id)?;
+        let state = enrichment::state(conn, id)?;
+        super::enrich::export::add_to_ecs(&mut doc, &alert, &results, state.map(|s| s.0).as_ref());
+        f(doc)?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! in an outbox the event loop sends.
 
 use super::keymap::{Action, Key, Keymap};
+use crate::engine::enrich::online::ProviderStatus;
 use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals};
 use crate::engine::{EngineCommand, EngineEvent};
 use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -81,6 +82,10 @@ pub struct App {
     /// Alert whose detail is wanted/shown; selection follows it when the queue reorders.
     pub selected_id: Option<i64>,
     pub detail: Option<AlertDetail>,
+    /// The detail pane shows enrichment instead of the alert (toggled with `enrichment`).
+    pub show_enrichment: bool,
+    /// Online providers' budgets and queues, for the status bar.
+    pub enrich_status: Vec<ProviderStatus>,
     pub action_sel: usize,
     pub message: Option<Message>,
     pub dirty: bool,
@@ -113,6 +118,8 @@ impl App {
             top: 0,
             selected_id: None,
             detail: None,
+            show_enrichment: false,
+            enrich_status: Vec::new(),
             action_sel: 0,
             message: None,
             dirty: true,
@@ -336,6 +343,7 @@ impl App {
             Action::Reject => self.open_prompt(PromptKind::Reject),
             Action::Rollback => self.open_prompt(PromptKind::Rollback),
             Action::Edit => self.open_prompt(PromptKind::Edit),
+            Action::ToggleEnrichment => self.show_enrichment = !self.show_enrichment,
             Action::Cancel | Action::Confirm => {}
             Action::Next
             | Action::Prev
@@ -493,6 +501,7 @@ impl App {
                     }
                 }
             }
+            EngineEvent::EnrichStatus(list) => self.enrich_status = list,
             EngineEvent::Notice(text) => {
                 if !text.is_empty() {
                     self.set_notice(text);

@@ -27,6 +27,7 @@ pub enum Action {
     Edit,
     Confirm,
     Cancel,
+    ToggleEnrichment,
 }
 
 impl Action {
@@ -46,6 +47,7 @@ impl Action {
         Action::Edit,
         Action::Confirm,
         Action::Cancel,
+        Action::ToggleEnrichment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Action {
             Action::Edit => "edit",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
+            Action::ToggleEnrichment => "enrichment",
         }
     }
 
@@ -90,6 +93,7 @@ impl Action {
             }
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
+            Action::ToggleEnrichment => "switch the detail pane: alert / enrichment",
         }
     }
 

@@ -4,6 +4,7 @@
 
 use super::app::{App, Focus, Overlay};
 use super::keymap::Action;
+use crate::engine::enrich::{attack, SourceKind, Verdict};
 use crate::engine::score::Score;
 use crate::engine::store::QueueRow;
 use crate::sanitize::sanitize;
@@ -258,18 +259,136 @@ fn field<'a>(label: &'a str, value: String, pal: &Palette) -> Line<'a> {
     ])
 }
 
-fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+/// A detail pane with nothing to show yet.
+fn no_alert_selected(f: &mut Frame<'_>, title: &str, pal: &Palette, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title.to_string())
+        .border_style(pal.dim());
+    f.render_widget(
+        Paragraph::new("select an alert")
+            .style(pal.dim())
+            .block(block),
+        area,
+    );
+}
+
+fn verdict_style(pal: &Palette, v: Verdict) -> Style {
+    match v {
+        Verdict::Malicious => pal.fg(Color::Red).add_modifier(Modifier::BOLD),
+        Verdict::Suspicious => pal.fg(Color::Yellow),
+        Verdict::Clean => pal.fg(Color::Green),
+        Verdict::Unknown | Verdict::Info => pal.dim(),
+    }
+}
+
+/// The enrichment view of the detail pane: every source's answer with its age, worst first,
+/// then GeoIP and ATT&CK context. Verdicts are always spelled out, never colour alone.
+fn draw_enrichment(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let key = app
+        .keymap
+        .key_for("queue", Action::ToggleEnrichment)
+        .unwrap_or_default();
     let Some(d) = &app.detail else {
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title("Alert")
-            .border_style(pal.dim());
-        f.render_widget(
-            Paragraph::new("select an alert")
-                .style(pal.dim())
-                .block(block),
-            area,
-        );
+        no_alert_selected(f, "Enrichment", pal, area);
+        return;
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!("Enrichment · alert #{} ({key}: alert)", d.id))
+        .border_style(pal.dim());
+    let now = chrono::Utc::now();
+    let mut lines = Vec::new();
+    for r in d
+        .enrichment
+        .iter()
+        .filter(|r| r.source_kind != SourceKind::Geoip)
+    {
+        let score = r
+            .score
+            .map(|s| format!(" {s:>3}"))
+            .unwrap_or_else(|| "    ".into());
+        let dated = r
+            .feed_date
+            .as_deref()
+            .map(|d| format!(" list {d}"))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("{:<10}", r.verdict.label().to_uppercase()),
+                verdict_style(pal, r.verdict),
+            ),
+            Span::raw(format!("{score} ")),
+            Span::raw(untrusted(&r.indicator)),
+            Span::styled(
+                format!(
+                    "  {} · {} ago{dated}",
+                    untrusted(&r.source),
+                    r.age_label(now)
+                ),
+                pal.dim(),
+            ),
+        ]));
+    }
+    for r in d
+        .enrichment
+        .iter()
+        .filter(|r| r.source_kind == SourceKind::Geoip)
+    {
+        let g = &r.detail;
+        let s = |k: &str| g.get(k).and_then(|v| v.as_str()).map(untrusted);
+        let place = [s("country_iso_code"), s("city_name")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let asn = g
+            .get("asn")
+            .and_then(|v| v.as_u64())
+            .map(|n| format!(" AS{n} {}", s("as_organization").unwrap_or_default()))
+            .unwrap_or_default();
+        lines.push(field(
+            "geo",
+            format!("{} {place}{asn}", untrusted(&r.indicator)),
+            pal,
+        ));
+    }
+    for t in d
+        .alert
+        .technique_ids
+        .iter()
+        .filter_map(|t| attack::technique(t))
+    {
+        lines.push(field(
+            "ATT&CK",
+            format!("{} {} · {}", t.id, t.name, t.tactics.join(", ")),
+            pal,
+        ));
+    }
+    if d.enrichment_pending {
+        lines.push(Line::styled("online lookups queued…", pal.dim()));
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            "no indicator matched a feed or provider",
+            pal.dim(),
+        ));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    if app.show_enrichment {
+        draw_enrichment(f, app, pal, area);
+        return;
+    }
+    let Some(d) = &app.detail else {
+        no_alert_selected(f, "Alert", pal, area);
         return;
     };
     let a = &d.alert;
@@ -497,8 +616,13 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
 
 fn draw_status(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let t = &app.totals;
+    let budgets: String = app
+        .enrich_status
+        .iter()
+        .map(|p| format!("{} · ", p.short()))
+        .collect();
     let counts = format!(
-        " {} alerts · {:.0}/min · {} pending · {} quarantined · {} incidents · ",
+        " {} alerts · {:.0}/min · {} pending · {} quarantined · {} incidents · {budgets}",
         t.alerts,
         app.rate_per_minute(),
         t.pending_actions,
