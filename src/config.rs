@@ -2,6 +2,9 @@
 //! `config.toml` merged over it key by key. Owns parsing and validation; turning the values
 //! into running parts is the caller's job.
 
+use crate::engine::calibrate::CalibrationMethod;
+use crate::engine::dataset::table::CategoricalPolicy;
+use crate::engine::model::TrainParams;
 use crate::engine::score::Bands;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,44 @@ pub struct Config {
     pub incidents: IncidentConfig,
     pub playbooks: PlaybookConfig,
     pub connectors: ConnectorConfig,
+    pub train: TrainConfig,
+}
+
+/// `[train]`: hyper-parameters and data handling for `vigil train` (flags override).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub trees: usize,
+    pub max_depth: usize,
+    pub feature_fraction: f64,
+    pub sample_fraction: f64,
+    pub min_weight_leaf: f32,
+    pub min_weight_split: f32,
+    pub balance_classes: bool,
+    pub seed: u64,
+    pub calibration: CalibrationMethod,
+    pub threshold: f64,
+    pub holdout_every: usize,
+    pub max_bad_fraction: f64,
+    pub categorical: CategoricalPolicy,
+    pub one_hot_max: usize,
+}
+
+impl TrainConfig {
+    /// The forest's parameters.
+    pub fn params(&self) -> TrainParams {
+        TrainParams {
+            trees: self.trees,
+            max_depth: self.max_depth,
+            feature_fraction: self.feature_fraction,
+            sample_fraction: self.sample_fraction,
+            min_weight_leaf: self.min_weight_leaf,
+            min_weight_split: self.min_weight_split,
+            balance_classes: self.balance_classes,
+            seed: self.seed,
+            calibration: self.calibration,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +169,7 @@ mod tests {
         let c = Config::embedded().expect("default config");
         assert_eq!(c.incidents.window_minutes, 15);
         assert_eq!(c.risk, Bands::default());
+        assert_eq!(c.train.params(), TrainParams::default());
     }
 
     #[test]

@@ -4,9 +4,14 @@
 
 pub mod alert;
 pub mod audit;
+pub mod calibrate;
+pub mod classify;
 pub mod connector;
+pub mod dataset;
+pub mod eval;
 pub mod features;
 pub mod forest;
+pub mod incident;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -22,7 +27,10 @@ use crate::identity::Actor;
 use pipeline::Pipeline;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use store::{ActionRow, AlertDetail, DecisionError, QueueRow, Totals, WriteOp, WriterConfig};
+use store::{
+    ActionRow, AlertDetail, DecisionError, DispositionRow, QueueRow, Totals, Verdict, WriteOp,
+    WriterConfig,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// What the engine needs to run.
@@ -50,6 +58,12 @@ pub enum EngineCommand {
     Decide {
         action_id: i64,
         approve: bool,
+        reason: String,
+    },
+    /// Record an analyst's verdict on an alert.
+    Dispose {
+        alert_id: i64,
+        verdict: Verdict,
         reason: String,
     },
 }
@@ -220,6 +234,23 @@ impl Responder {
                             let _ = events.send(msg).await;
                         });
                     }
+                    EngineCommand::Dispose {
+                        alert_id,
+                        verdict,
+                        reason,
+                    } => {
+                        let msg =
+                            match dispose(&self.writer, &self.actor, alert_id, verdict, reason)
+                                .await
+                            {
+                                Ok(d) => EngineEvent::Notice(format!(
+                                    "alert {alert_id}: disposition {} recorded",
+                                    d.verdict.as_str()
+                                )),
+                                Err(e) => EngineEvent::Error(format!("alert {alert_id}: {e}")),
+                            };
+                        let _ = self.events.send(msg).await;
+                    }
                     query => self.answer(query).await,
                 }
             }
@@ -245,7 +276,9 @@ impl Responder {
                     request,
                     detail: store::alert_detail(&conn, alert_id)?.map(Box::new),
                 },
-                EngineCommand::Decide { .. } => EngineEvent::Notice(String::new()),
+                EngineCommand::Decide { .. } | EngineCommand::Dispose { .. } => {
+                    EngineEvent::Notice(String::new())
+                }
             })
         })
         .await;
@@ -258,10 +291,10 @@ impl Responder {
     }
 }
 
-async fn ask(
+async fn ask<T>(
     writer: &mpsc::Sender<WriteOp>,
-    op: impl FnOnce(oneshot::Sender<Result<ActionRow, DecisionError>>) -> WriteOp,
-) -> Result<ActionRow, DecisionError> {
+    op: impl FnOnce(oneshot::Sender<Result<T, DecisionError>>) -> WriteOp,
+) -> Result<T, DecisionError> {
     let (tx, rx) = oneshot::channel();
     writer
         .send(op(tx))
@@ -269,6 +302,27 @@ async fn ask(
         .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?;
     rx.await
         .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?
+}
+
+/// Record an analyst's verdict on an alert through the writer (with its audit record).
+///
+/// # Errors
+/// No such alert, an empty reason, or a stopped writer.
+pub async fn dispose(
+    writer: &mpsc::Sender<WriteOp>,
+    actor: &Actor,
+    alert_id: i64,
+    verdict: Verdict,
+    reason: String,
+) -> Result<DispositionRow, DecisionError> {
+    ask(writer, |reply| WriteOp::Dispose {
+        alert_id,
+        verdict,
+        reason,
+        actor: actor.clone(),
+        reply,
+    })
+    .await
 }
 
 /// Record a decision; if it is an approval, record the intent, run the connector, record the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil::engine::connector::Connectors;
 use vigil::engine::model::Model;
-use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::pipeline::{split_lines, IncidentSource, Pipeline};
 use vigil::engine::score::{Bands, Scorer};
 use vigil::engine::store::{self, WriteOp, WriterConfig};
 use vigil::engine::{EngineCommand, EngineEvent};
@@ -56,7 +56,7 @@ fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
     let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
     assert_eq!(
         keymap_error("unknown-action.toml"),
-        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, confirm, cancel)", p("unknown-action.toml"))
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, disposition, next_choice, confirm, cancel)", p("unknown-action.toml"))
     );
     assert_eq!(
         keymap_error("bad-key.toml"),
@@ -111,6 +111,7 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
         connectors: Arc::new(connectors),
+        incidents: IncidentSource::new(None, chrono::Duration::minutes(15)),
     };
     let (raw, _) = split_lines(lines.as_bytes(), 0, 1);
     let batch = pipeline.process("fixture.json", raw);
@@ -161,7 +162,7 @@ fn serve(app: &mut App, db: &Path) {
                         .expect("detail")
                         .map(Box::new),
                 },
-                EngineCommand::Decide { .. } => continue,
+                EngineCommand::Decide { .. } | EngineCommand::Dispose { .. } => continue,
             };
             app.on_engine_event(ev);
         }
@@ -329,6 +330,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
         connectors: Arc::new(connectors),
+        incidents: IncidentSource::new(None, chrono::Duration::minutes(15)),
     };
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: db.clone(),

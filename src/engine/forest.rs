@@ -51,9 +51,9 @@ pub enum ForestError {
 }
 
 impl Tree {
-    /// Index of the leaf `x` lands in.
+    /// Index of the leaf `x` lands in (rows go left when `x[feature] < threshold`).
     #[inline]
-    fn leaf_index(&self, x: &[f64]) -> usize {
+    pub fn leaf_index(&self, x: &[f64]) -> usize {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];

@@ -1,13 +1,17 @@
-//! Lines in, a batch ready to commit out: normalise, fingerprint, score, propose. Pure CPU work
-//! (callers run it on the blocking pool); shared by the live tailer and `vigil ingest` so both
-//! treat every line the same way.
+//! Lines in, a batch ready to commit out: normalise, fingerprint, score (with the alert's
+//! incident so far), propose. CPU work plus one read query per new incident key (callers run it
+//! on the blocking pool); shared by the live tailer and `vigil ingest` so both treat every line
+//! the same way. Never writes: the writer assigns incidents when it commits.
 
 use super::connector::Connectors;
+use super::features::FeatureContext;
+use super::incident::{group_key, IncidentTracker};
 use super::normalize::{normalize_line, Parsed};
 use super::playbook::Playbook;
 use super::score::Scorer;
 use super::store::{ecs_document, IngestBatch, Quarantined, ReadyAlert};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Everything needed to turn a line into a stored alert.
 #[derive(Clone)]
@@ -15,6 +19,53 @@ pub struct Pipeline {
     pub scorer: Scorer,
     pub playbooks: Arc<Vec<Playbook>>,
     pub connectors: Arc<Connectors>,
+    pub incidents: IncidentSource,
+}
+
+/// Where incident size and rate come from when scoring: the stored incidents (read-only) plus
+/// the alerts earlier in the same batch, under the writer's own window rule. A batch being
+/// committed at the same moment can make a count lag by that batch; the writer's incident
+/// assignment is unaffected.
+#[derive(Clone)]
+pub struct IncidentSource {
+    pub window: chrono::Duration,
+    db: Option<PathBuf>,
+    conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+}
+
+impl IncidentSource {
+    /// Read stored incidents from `db` (when given) with this window.
+    pub fn new(db: Option<PathBuf>, window: chrono::Duration) -> Self {
+        IncidentSource {
+            window,
+            db,
+            conn: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Seed `tracker` with the stored incident an alert under `key` at `t` would join.
+    fn seed(&self, tracker: &mut IncidentTracker, key: &str, t: chrono::DateTime<chrono::Utc>) {
+        let Some(db) = &self.db else { return };
+        let Ok(mut guard) = self.conn.lock() else {
+            return;
+        };
+        if guard.is_none() {
+            match super::store::open_read_only(db) {
+                Ok(c) => *guard = Some(c),
+                Err(e) => {
+                    tracing::debug!("incident figures without stored incidents: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(conn) = guard.as_ref() {
+            match super::store::open_incident(conn, key, t, self.window) {
+                Ok(Some(inc)) => tracker.seed(key.to_string(), inc),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("incident lookup failed: {e}"),
+            }
+        }
+    }
 }
 
 /// One complete line read from a source.
@@ -36,6 +87,7 @@ impl Pipeline {
             file: file.to_string(),
             ..IngestBatch::default()
         };
+        let mut tracker = IncidentTracker::new(self.incidents.window);
         for line in lines {
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -43,7 +95,14 @@ impl Pipeline {
             batch.read += 1;
             match normalize_line(&line.bytes) {
                 Ok(Parsed::Alert(alert, fingerprint)) => {
-                    let score = self.scorer.score(&alert);
+                    let key = group_key(&alert);
+                    if !tracker.knows(&key) {
+                        self.incidents.seed(&mut tracker, &key, alert.timestamp);
+                    }
+                    let figures = tracker.observe(&key, alert.timestamp);
+                    // Enrichment fills `ctx.enrichment` once it runs in the pipeline.
+                    let ctx = FeatureContext::with_incident(figures);
+                    let score = self.scorer.score(&alert, &ctx);
                     let doc = ecs_document(0, &alert, &score, None, &fingerprint);
                     let mut proposals = Vec::new();
                     for pb in self.playbooks.iter().filter(|p| p.matches(&doc)) {

@@ -3,7 +3,7 @@
 //! in an outbox the event loop sends.
 
 use super::keymap::{Action, Key, Keymap};
-use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals};
+use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals, Verdict};
 use crate::engine::{EngineCommand, EngineEvent};
 use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
 use std::collections::VecDeque;
@@ -16,13 +16,24 @@ pub enum Focus {
     Actions,
 }
 
-/// The reason prompt of an approve/reject confirmation.
+/// What a reason prompt decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptKind {
+    /// Approve or reject a proposed action.
+    Decide {
+        action_id: i64,
+        approve: bool,
+        /// The exact call, shown so the analyst approves what will run.
+        rendered: String,
+    },
+    /// Record a verdict on an alert; the choice cycles with `next_choice`.
+    Disposition { alert_id: i64, verdict: Verdict },
+}
+
+/// A reason prompt: every decision an analyst records carries a reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
-    pub action_id: i64,
-    pub approve: bool,
-    /// The exact call, shown so the analyst approves what will run.
-    pub rendered: String,
+    pub kind: PromptKind,
     pub reason: String,
     pub error: Option<String>,
 }
@@ -245,18 +256,38 @@ impl App {
                         p.error = Some("a reason is required".into());
                         return;
                     }
-                    let (id, approve, reason) =
-                        (p.action_id, p.approve, p.reason.trim().to_string());
-                    self.outbox.push(EngineCommand::Decide {
-                        action_id: id,
-                        approve,
-                        reason,
-                    });
+                    let reason = p.reason.trim().to_string();
+                    let (cmd, notice) = match p.kind {
+                        PromptKind::Decide {
+                            action_id, approve, ..
+                        } => (
+                            EngineCommand::Decide {
+                                action_id,
+                                approve,
+                                reason,
+                            },
+                            format!(
+                                "{} action {action_id}…",
+                                if approve { "approving" } else { "rejecting" }
+                            ),
+                        ),
+                        PromptKind::Disposition { alert_id, verdict } => (
+                            EngineCommand::Dispose {
+                                alert_id,
+                                verdict,
+                                reason,
+                            },
+                            format!("recording {} on alert {alert_id}…", verdict.as_str()),
+                        ),
+                    };
+                    self.outbox.push(cmd);
                     self.overlay = Overlay::None;
-                    self.set_notice(format!(
-                        "{} action {id}…",
-                        if approve { "approving" } else { "rejecting" }
-                    ));
+                    self.set_notice(notice);
+                }
+                Action::NextChoice => {
+                    if let PromptKind::Disposition { verdict, .. } = &mut p.kind {
+                        *verdict = verdict.next();
+                    }
                 }
                 Action::Cancel => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
@@ -282,7 +313,20 @@ impl App {
                 }
             }
             Action::Approve | Action::Reject => self.open_prompt(action == Action::Approve),
-            Action::Cancel | Action::Confirm => {}
+            Action::Dispose => match self.selected_id {
+                Some(alert_id) => {
+                    self.overlay = Overlay::Prompt(Prompt {
+                        kind: PromptKind::Disposition {
+                            alert_id,
+                            verdict: Verdict::Tp,
+                        },
+                        reason: String::new(),
+                        error: None,
+                    })
+                }
+                None => self.set_error("no alert selected".into()),
+            },
+            Action::Cancel | Action::Confirm | Action::NextChoice => {}
             Action::Next
             | Action::Prev
             | Action::First
@@ -306,9 +350,11 @@ impl App {
             return;
         }
         self.overlay = Overlay::Prompt(Prompt {
-            action_id: a.id,
-            approve,
-            rendered: a.rendered.clone(),
+            kind: PromptKind::Decide {
+                action_id: a.id,
+                approve,
+                rendered: a.rendered.clone(),
+            },
             reason: String::new(),
             error: None,
         });

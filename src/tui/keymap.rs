@@ -23,6 +23,8 @@ pub enum Action {
     PageUp,
     Approve,
     Reject,
+    Dispose,
+    NextChoice,
     Confirm,
     Cancel,
 }
@@ -40,6 +42,8 @@ impl Action {
         Action::PageUp,
         Action::Approve,
         Action::Reject,
+        Action::Dispose,
+        Action::NextChoice,
         Action::Confirm,
         Action::Cancel,
     ];
@@ -57,6 +61,8 @@ impl Action {
             Action::PageUp => "page_up",
             Action::Approve => "approve",
             Action::Reject => "reject",
+            Action::Dispose => "disposition",
+            Action::NextChoice => "next_choice",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
         }
@@ -76,6 +82,10 @@ impl Action {
             Action::PageUp => "page up",
             Action::Approve => "approve the selected action (asks for a reason)",
             Action::Reject => "reject the selected action (asks for a reason)",
+            Action::Dispose => {
+                "record a verdict on the alert: tp / fp / benign (asks for a reason)"
+            }
+            Action::NextChoice => "next verdict (tp, fp, benign)",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
         }

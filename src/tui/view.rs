@@ -2,7 +2,7 @@
 //! from an alert goes through `sanitize` first. Works at 80x24, hides the detail panes when
 //! smaller, and says so below 40x10.
 
-use super::app::{App, Focus, Overlay};
+use super::app::{App, Focus, Overlay, PromptKind};
 use super::keymap::Action;
 use crate::engine::score::Score;
 use crate::engine::store::QueueRow;
@@ -303,13 +303,35 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
                 why = Some(parts.join(", "));
             }
         }
-        Score::Unscored { reason } => {
+        Score::Unscored { reason, .. } => {
             lines.push(field(
                 "risk",
                 format!("unscored: {}", untrusted(reason)),
                 pal,
             ));
         }
+    }
+    if let Some(c) = d.score.attack() {
+        let mut text = c.class.label().to_string();
+        if let Some(t) = &c.tactic {
+            text.push_str(&format!(" · {} {t}", c.tactic_id.as_deref().unwrap_or("")));
+        }
+        if let Score::Scored { recommendation, .. } = &d.score {
+            text.push_str(&format!(" · {}", recommendation.label()));
+        }
+        lines.push(field("class", text, pal));
+    }
+    if let Some(v) = &d.disposition {
+        lines.push(field(
+            "verdict",
+            format!(
+                "{} by {}: {}",
+                v.verdict.as_str(),
+                untrusted(&v.decided_by),
+                untrusted(&v.reason)
+            ),
+            pal,
+        ));
     }
     lines.push(field(
         "rule",
@@ -486,26 +508,65 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let Overlay::Prompt(p) = &app.overlay else {
         return;
     };
-    let verb = if p.approve { "Approve" } else { "Reject" };
+    let next = app
+        .keymap
+        .key_for("prompt", Action::NextChoice)
+        .unwrap_or_default();
+    let (verb, title, colour, mut lines) = match &p.kind {
+        PromptKind::Decide {
+            action_id,
+            approve,
+            rendered,
+        } => (
+            if *approve { "Approve" } else { "Reject" },
+            format!(
+                "{} action #{action_id}",
+                if *approve { "Approve" } else { "Reject" }
+            ),
+            if *approve { Color::Green } else { Color::Red },
+            vec![
+                Line::styled("This exact call will run:", pal.dim()),
+                Line::raw(untrusted(rendered)),
+            ],
+        ),
+        PromptKind::Disposition { alert_id, verdict } => (
+            "Record",
+            format!("Verdict on alert #{alert_id}"),
+            Color::Yellow,
+            vec![
+                Line::from(vec![
+                    Span::styled("Verdict: ", pal.title()),
+                    Span::raw(
+                        ["tp", "fp", "benign"]
+                            .iter()
+                            .map(|v| {
+                                if *v == verdict.as_str() {
+                                    format!("[{v}]")
+                                } else {
+                                    format!(" {v} ")
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                ]),
+                Line::styled(format!("{next}: next verdict"), pal.dim()),
+            ],
+        ),
+    };
     let rect = centered(area, area.width.saturating_sub(4).min(76), 9);
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(format!("{verb} action #{}", p.action_id))
-        .border_style(if p.approve {
-            pal.fg(Color::Green)
-        } else {
-            pal.fg(Color::Red)
-        });
-    let mut lines = vec![
-        Line::styled("This exact call will run:", pal.dim()),
-        Line::raw(untrusted(&p.rendered)),
+        .title(title)
+        .border_style(pal.fg(colour));
+    lines.extend([
         Line::raw(""),
         Line::from(vec![
             Span::styled("Reason: ", pal.title()),
             Span::raw(untrusted(&p.reason)),
             Span::styled("█", pal.dim()),
         ]),
-    ];
+    ]);
     if let Some(e) = &p.error {
         lines.push(Line::styled(
             e.clone(),
