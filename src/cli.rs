@@ -164,6 +164,7 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
     #[arg(long, value_enum)]
     pub calibration: Option<CalibrationArg>,
+
     #[arg(long)]
     pub threshold: Option<f64>,
     /// Hold out every Nth row for the card's metrics (0 = train on everything).
@@ -693,8 +694,42 @@ fn bench_score_cmd(
     rows: usize,
     trees: Option<usize>,
 ) -> Result<ExitCode, Failure> {
-    let _ = (setup, data, format, rows, trees);
-    Err(Failure::Usage("bench not built yet".into()))
+    let (data, format) = match (data, format) {
+        (Some(d), f) => (d, f.unwrap_or(InputFormat::Alerts)),
+        (None, Some(_)) => return Err(Failure::Usage("--format needs --data".into())),
+        (None, None) => engine::bench::default_data(),
+    };
+    let cfg = &setup.config.train;
+    let mut params = cfg.params();
+    params.trees = trees.unwrap_or(params.trees);
+    let req = engine::bench::ScoreBench {
+        train: train::TrainRequest {
+            data: vec![data],
+            format,
+            label_column: None,
+            benign_values: vec![],
+            from_db: None,
+            params,
+            read: ReadOptions {
+                holdout_every: 0,
+                max_bad_fraction: cfg.max_bad_fraction,
+                incident_window: incident_window(setup),
+            },
+            categorical: cfg.categorical,
+            one_hot_max: cfg.one_hot_max,
+            threshold: cfg.threshold,
+            name: "bench".into(),
+        },
+        rows,
+    };
+    let v = engine::bench::score(&req)?;
+    println!("{v}");
+    Ok(if v["class_mismatches"] == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("vigil: the compiled forest and linfa disagree on some rows");
+        ExitCode::from(1)
+    })
 }
 
 fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCode, Failure> {

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod bench;
 pub mod calibrate;
 pub mod classify;
 pub mod connector;

@@ -47,24 +47,11 @@ impl FeatureContext {
 pub const MISSING: f64 = -1.0;
 
 /// Feature names, in vector order. Changing this list requires retraining (the card check
-/// enforces it).
+/// enforces it). What the rule text claims comes first: linfa keeps the first of equally good
+/// splits, so on a tie a tree splits on the claim (which carries over to other rulesets) rather
+/// than on the producer's severity scale (which does not).
 pub const FEATURES: &[&str] = &[
-    "severity",
-    "severity_original",
-    "module",
-    "category_group",
-    "tactic_stage",
-    "tactic_high_impact",
-    "technique_count",
-    "transport",
-    "source_port",
-    "destination_port",
-    "source_scope",
-    "destination_scope",
-    "direction",
-    "incident_alerts",
-    "incident_rate_per_hour",
-    "hour_utc",
+    "rule_claim",
     "kw_malware",
     "kw_c2",
     "kw_exploit",
@@ -77,6 +64,21 @@ pub const FEATURES: &[&str] = &[
     "kw_recon",
     "kw_noise",
     "kw_policy",
+    "category_group",
+    "tactic_stage",
+    "tactic_high_impact",
+    "technique_count",
+    "severity",
+    "module",
+    "transport",
+    "source_port",
+    "destination_port",
+    "source_scope",
+    "destination_scope",
+    "direction",
+    "incident_alerts",
+    "incident_rate_per_hour",
+    "hour_utc",
     "has_user",
     "enrich_reputation",
     "enrich_feed_hits",
@@ -313,6 +315,21 @@ pub struct Keywords {
 }
 
 impl Keywords {
+    /// The strongest thing the rule's words claim: 3 a compromise (malware, C2, credential
+    /// dumping, encoded PowerShell), 2 an attack attempt (exploit, brute force, phishing,
+    /// privilege), 1 reconnaissance or policy, 0 nothing or decoder noise.
+    pub fn claim(&self) -> u8 {
+        if self.malware || self.c2 || self.credential_dumping || self.encoded_powershell {
+            3
+        } else if self.exploit || self.brute_force || self.phishing || self.privilege {
+            2
+        } else if self.recon || self.policy {
+            1
+        } else {
+            0
+        }
+    }
+
     pub fn of(t: &AlertText) -> Self {
         Keywords {
             malware: t.any(KW_MALWARE),
@@ -499,32 +516,7 @@ pub fn extract(a: &Alert, ctx: &FeatureContext) -> Vec<f64> {
     let dst_scope = a.destination_ip.map(address_scope);
     let e = &ctx.enrichment;
     vec![
-        f64::from(a.severity.level()),
-        opt(a
-            .severity_original
-            .as_deref()
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|v| *v >= 0.0)),
-        module,
-        opt(a
-            .rule_category
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| f64::from(category_group(c) as u8))),
-        opt(stage),
-        flag(tactic_high),
-        a.technique_ids.len() as f64,
-        opt(transport),
-        opt(a.source_port.map(f64::from)),
-        opt(a.destination_port.map(f64::from)),
-        opt(src_scope),
-        opt(dst_scope),
-        opt(direction(src_scope, dst_scope)),
-        opt(ctx.incident_alerts.map(f64::from)),
-        opt(ctx
-            .incident_rate_per_hour
-            .filter(|r| r.is_finite() && *r >= 0.0)),
-        f64::from(a.timestamp.hour()),
+        f64::from(kw.claim()),
         flag(kw.malware),
         flag(kw.c2),
         flag(kw.exploit),
@@ -537,6 +529,27 @@ pub fn extract(a: &Alert, ctx: &FeatureContext) -> Vec<f64> {
         flag(kw.recon),
         flag(kw.noise),
         flag(kw.policy),
+        opt(a
+            .rule_category
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| f64::from(category_group(c) as u8))),
+        opt(stage),
+        flag(tactic_high),
+        a.technique_ids.len() as f64,
+        f64::from(a.severity.level()),
+        module,
+        opt(transport),
+        opt(a.source_port.map(f64::from)),
+        opt(a.destination_port.map(f64::from)),
+        opt(src_scope),
+        opt(dst_scope),
+        opt(direction(src_scope, dst_scope)),
+        opt(ctx.incident_alerts.map(f64::from)),
+        opt(ctx
+            .incident_rate_per_hour
+            .filter(|r| r.is_finite() && *r >= 0.0)),
+        f64::from(a.timestamp.hour()),
         flag(a.user_name.is_some()),
         opt(e.reputation.filter(|r| r.is_finite() && *r >= 0.0)),
         opt(e.feed_hits.map(f64::from)),

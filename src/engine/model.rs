@@ -4,7 +4,7 @@
 
 use super::calibrate::{Calibration, CalibrationMethod};
 use super::dataset::InputSpec;
-use super::forest::Forest;
+use super::forest::{Forest, PackedForest};
 use super::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -108,6 +108,8 @@ pub struct Model {
     pub forest: Forest,
     /// Where it came from, for error messages and the UI.
     pub origin: String,
+    /// The forest laid out for fast inference.
+    packed: PackedForest,
 }
 
 /// Why a model cannot be loaded.
@@ -186,11 +188,7 @@ impl Model {
                 msg: format!("threshold {} is not a probability", card.threshold),
             });
         }
-        Ok(Model {
-            card,
-            forest,
-            origin: origin.into(),
-        })
+        Ok(Model::new(card, forest, origin.into()))
     }
 
     /// Write the model directory, creating it.
@@ -206,10 +204,26 @@ impl Model {
         Ok(())
     }
 
+    /// Assemble a model from a card and a validated forest.
+    pub fn new(card: ModelCard, forest: Forest, origin: String) -> Self {
+        let packed = PackedForest::new(&forest);
+        Model {
+            card,
+            forest,
+            origin,
+            packed,
+        }
+    }
+
+    /// The raw (uncalibrated) forest score, from the packed layout.
+    pub fn raw_score(&self, x: &[f64]) -> f64 {
+        self.packed.predict_proba(x)
+    }
+
     /// Calibrated probability of a feature vector (the raw forest score when the card has no
     /// calibrator).
     pub fn probability(&self, x: &[f64]) -> f64 {
-        self.calibrate(self.forest.predict_proba(x))
+        self.calibrate(self.raw_score(x))
     }
 
     /// Map a raw forest score to the card's calibrated probability.

@@ -236,7 +236,7 @@ impl Scorer {
 /// onto the calibrated scale so base + sum = calibrated risk. The calibrator is monotone, so the
 /// factor is >= 0 and signs are kept.
 fn attribution(model: &Model, x: &[f64]) -> (f64, f64, Vec<f64>) {
-    let raw = model.forest.predict_proba(x).clamp(0.0, 1.0);
+    let raw = model.raw_score(x).clamp(0.0, 1.0);
     let (bias, contrib) = model.forest.explain(x);
     let (p, base) = (model.calibrate(raw), model.calibrate(bias));
     let scale = if (raw - bias).abs() > 1e-12 {

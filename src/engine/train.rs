@@ -425,11 +425,7 @@ pub fn run(req: &TrainRequest) -> anyhow::Result<TrainOutcome> {
         explanation: EXPLANATION_NOTE.into(),
         calibration,
     };
-    let mut model = Model {
-        card,
-        forest: fitted.forest,
-        origin: req.name.clone(),
-    };
+    let mut model = Model::new(card, fitted.forest, req.name.clone());
     let m: Option<Metrics> = (!xte.is_empty()).then(|| {
         let scores: Vec<f64> = xte.iter().map(|x| model.probability(x)).collect();
         metrics::evaluate(&scores, &yte, req.threshold)
