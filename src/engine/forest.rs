@@ -161,10 +161,9 @@ impl Forest {
 }
 
 /// The inference layout: every tree's nodes in one array, depth-first with each left child
-/// right after its parent, 16 bytes a node. A leaf is a node whose comparison always fails
-/// (threshold NaN) and whose right child is itself, so a walk can take exactly the tree's depth
-/// in steps with no "is this a leaf?" branch: batches walk a group of rows through a tree in
-/// lock-step, each step a compare and a conditional move, independent across the group.
+/// right after its parent, 16 bytes a node, leaf values apart. A leaf is a node whose comparison
+/// always fails (threshold NaN) and whose right child is itself, so a walk is one compare and
+/// one select per step and stops when the index stops moving.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedForest {
     nodes: Vec<PackedNode>,
@@ -184,9 +183,6 @@ struct PackedNode {
     /// Index of the right child (the left child is the next node); a leaf points at itself.
     right: u32,
 }
-
-/// Rows walked through a tree together.
-const GROUP: usize = 8;
 
 impl PackedForest {
     /// Lay out a validated forest (validation guarantees every index used here exists).
@@ -247,80 +243,19 @@ impl PackedForest {
             .count()
     }
 
-    /// Leaf index of each of `GROUP` rows starting at row `first` (rows past `n` repeat the
-    /// last row; their results are ignored by the caller).
-    #[inline]
-    fn leaves(
-        &self,
-        tree: usize,
-        rows: &[f64],
-        width: usize,
-        first: usize,
-        n: usize,
-    ) -> [usize; GROUP] {
-        let mut at = [0usize; GROUP];
-        for (g, a) in at.iter_mut().enumerate() {
-            *a = (first + g).min(n - 1) * width;
-        }
-        let mut idx = [self.roots[tree] as usize; GROUP];
-        for _ in 0..self.depths[tree] {
-            let before = idx;
-            for g in 0..GROUP {
-                let node = self.nodes[idx[g]];
-                let v = rows[at[g] + node.feature as usize];
-                // Select without a branch: a data-dependent branch here mispredicts half the
-                // time, which costs more than walking a short path to the full depth.
-                let right = usize::from(!(v < node.threshold)).wrapping_neg();
-                idx[g] = ((idx[g] + 1) & !right) | (node.right as usize & right);
-            }
-            // Every row of the group sits on a leaf (leaves point at themselves).
-            if idx == before {
-                break;
-            }
-        }
-        idx
-    }
-
     /// Trees voting malicious for each row of `rows` (row-major, `width` values a row), into
-    /// `votes`. Tree-major over a block of rows so one tree stays in cache while it is used.
+    /// `votes`. Row at a time: measured faster here than walking blocks of rows tree by tree,
+    /// in lock-step or not (see README, Measured).
     pub fn votes_batch(&self, rows: &[f64], width: usize, votes: &mut [u32]) {
-        votes.fill(0);
-        let n = votes.len();
-        self.walk_blocks(rows, width, n, |row, value| {
-            votes[row] += u32::from(value > 0.5)
-        });
-    }
-
-    /// Mean leaf value (raw score) of every row, as `predict_proba` computes it one row at a
-    /// time.
-    pub fn predict_batch(&self, rows: &[f64], width: usize, out: &mut [f64]) {
-        let n = out.len();
-        out.fill(0.0);
-        self.walk_blocks(rows, width, n, |row, value| out[row] += value);
-        let k = self.roots.len() as f64;
-        out.iter_mut().for_each(|o| *o /= k);
-    }
-
-    /// Visit `(row, leaf value)` for every tree and row, trees in order within each row.
-    fn walk_blocks(&self, rows: &[f64], width: usize, n: usize, mut visit: impl FnMut(usize, f64)) {
-        const BLOCK: usize = 256;
-        if n == 0 {
-            return;
+        for (v, x) in votes.iter_mut().zip(rows.chunks_exact(width.max(1))) {
+            *v = self.votes(x) as u32;
         }
-        let mut start = 0;
-        while start < n {
-            let end = (start + BLOCK).min(n);
-            for tree in 0..self.roots.len() {
-                let mut first = start;
-                while first < end {
-                    let idx = self.leaves(tree, rows, width, first, n);
-                    for (g, i) in idx.iter().enumerate().take(end - first) {
-                        visit(first + g, self.values[*i]);
-                    }
-                    first += GROUP;
-                }
-            }
-            start = end;
+    }
+
+    /// Raw score of each row of `rows`, as `predict_proba` computes it.
+    pub fn predict_batch(&self, rows: &[f64], width: usize, out: &mut [f64]) {
+        for (o, x) in out.iter_mut().zip(rows.chunks_exact(width.max(1))) {
+            *o = self.predict_proba(x);
         }
     }
 
@@ -328,7 +263,7 @@ impl PackedForest {
         self.roots.len()
     }
 
-    /// Mean of the trees' depths: the steps a batch walk takes per row and tree.
+    /// Mean of the trees' depths (longest paths), for the benchmark report.
     pub fn mean_depth(&self) -> f64 {
         self.depths.iter().map(|d| f64::from(*d)).sum::<f64>() / self.depths.len().max(1) as f64
     }
