@@ -163,8 +163,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long, value_enum)]
-    pub calibration: Option<CalibrationArg>,
-
+    pub calibration: Option<CalibrationMethod>,
     #[arg(long)]
     pub threshold: Option<f64>,
     /// Hold out every Nth row for the card's metrics (0 = train on everything).
@@ -174,14 +173,6 @@ pub struct TrainArgs {
     pub max_bad_fraction: Option<f64>,
     #[arg(long, value_enum)]
     pub categorical: Option<CategoricalPolicy>,
-}
-
-/// `--calibration` values.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum CalibrationArg {
-    Isotonic,
-    Platt,
-    None,
 }
 
 #[derive(Debug, Subcommand)]
@@ -536,13 +527,7 @@ fn train_cmd(setup: &Setup, a: TrainArgs) -> Result<ExitCode, Failure> {
     p.min_weight_leaf = a.min_weight_leaf.unwrap_or(p.min_weight_leaf);
     p.min_weight_split = a.min_weight_split.unwrap_or(p.min_weight_split);
     p.seed = a.seed.unwrap_or(p.seed);
-    if let Some(c) = a.calibration {
-        p.calibration = match c {
-            CalibrationArg::Isotonic => CalibrationMethod::Isotonic,
-            CalibrationArg::Platt => CalibrationMethod::Platt,
-            CalibrationArg::None => CalibrationMethod::None,
-        };
-    }
+    p.calibration = a.calibration.unwrap_or(p.calibration);
     let format = a.format.unwrap_or(if a.label.is_some() {
         InputFormat::Csv
     } else {

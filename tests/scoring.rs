@@ -517,3 +517,53 @@ fn a_mismatched_model_is_an_error_at_score_and_leaves_ingested_alerts_unscored()
         );
     }
 }
+
+#[test]
+fn live_incident_figures_continue_the_stored_incident() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let line = |minute: u32, src: &str| {
+        format!(
+            r#"{{"timestamp":"2024-05-01T10:{minute:02}:00Z","event_type":"alert","src_ip":"{src}","dest_ip":"10.0.0.5","proto":"TCP","alert":{{"signature_id":2010935,"signature":"ET SCAN Suspicious inbound to MSSQL port 1433","category":"Potentially Bad Traffic","severity":2}}}}"#
+        )
+    };
+    let file = home.path().join("eve.json");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", line(0, "203.0.113.7"), line(1, "203.0.113.7")),
+    )
+    .expect("write");
+    let s = ok_json(&vigil(
+        home.path(),
+        &["ingest", &file.display().to_string()],
+    ));
+    assert_eq!(s["alerts"], 2);
+    let source = vigil::engine::pipeline::IncidentSource::new(
+        Some(home.path().join("data/vigil.db")),
+        chrono::Duration::minutes(15),
+    );
+    let parse = |l: &str| {
+        let Parsed::Alert(a, _) = normalize_line(l.as_bytes()).expect("parses") else {
+            panic!("not an alert")
+        };
+        *a
+    };
+    let mut batch = source.batch();
+    let third = batch.observe(&parse(&line(3, "203.0.113.7")));
+    assert_eq!(third.alerts, 3, "two stored + this one");
+    assert!(
+        (third.rate_per_hour - 12.0).abs() < 1e-9,
+        "3 alerts over a 15-minute window"
+    );
+    assert_eq!(batch.observe(&parse(&line(4, "203.0.113.7"))).alerts, 4);
+    assert_eq!(
+        batch.observe(&parse(&line(3, "198.51.100.9"))).alerts,
+        1,
+        "another source"
+    );
+    let mut later = source.batch();
+    assert_eq!(
+        later.observe(&parse(&line(59, "203.0.113.7"))).alerts,
+        1,
+        "outside the window"
+    );
+}

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which calibrator `vigil train` fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationMethod {
     /// Monotone step fit (pool-adjacent-violators), interpolated between block centres.

@@ -28,6 +28,7 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The name the `--format` flag and the card use.
     pub fn name(self) -> &'static str {
         match self {
             InputFormat::Alerts => "alerts",

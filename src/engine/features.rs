@@ -262,6 +262,7 @@ const HIGH_IMPACT_TACTICS: &[&str] = &[
 pub struct AlertText(String);
 
 impl AlertText {
+    /// Rule name, category and message of `a`, normalised for word matching.
     pub fn of(a: &Alert) -> Self {
         let mut t = String::with_capacity(256);
         t.push(' ');
@@ -330,6 +331,7 @@ impl Keywords {
         }
     }
 
+    /// The groups `t` hits.
     pub fn of(t: &AlertText) -> Self {
         Keywords {
             malware: t.any(KW_MALWARE),

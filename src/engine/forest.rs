@@ -259,6 +259,7 @@ impl PackedForest {
         }
     }
 
+    /// Number of trees.
     pub fn trees(&self) -> usize {
         self.roots.len()
     }

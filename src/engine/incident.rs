@@ -64,6 +64,7 @@ pub struct IncidentTracker {
 }
 
 impl IncidentTracker {
+    /// An empty tracker with the incident window.
     pub fn new(window: Duration) -> Self {
         IncidentTracker {
             window,

@@ -43,6 +43,14 @@ impl IncidentSource {
         }
     }
 
+    /// Figures for one batch's alerts, observed in order.
+    pub fn batch(&self) -> BatchIncidents<'_> {
+        BatchIncidents {
+            source: self,
+            tracker: IncidentTracker::new(self.window),
+        }
+    }
+
     /// Seed `tracker` with the stored incident an alert under `key` at `t` would join.
     fn seed(&self, tracker: &mut IncidentTracker, key: &str, t: chrono::DateTime<chrono::Utc>) {
         let Some(db) = &self.db else { return };
@@ -68,6 +76,24 @@ impl IncidentSource {
     }
 }
 
+/// Incident size and rate for the alerts of one batch: stored incidents first, then the alerts
+/// observed earlier in the batch.
+pub struct BatchIncidents<'a> {
+    source: &'a IncidentSource,
+    tracker: IncidentTracker,
+}
+
+impl BatchIncidents<'_> {
+    /// Count `a` into its incident and return the incident's figures.
+    pub fn observe(&mut self, a: &super::alert::Alert) -> super::incident::IncidentFigures {
+        let key = group_key(a);
+        if !self.tracker.knows(&key) {
+            self.source.seed(&mut self.tracker, &key, a.timestamp);
+        }
+        self.tracker.observe(&key, a.timestamp)
+    }
+}
+
 /// One complete line read from a source.
 #[derive(Debug, Clone)]
 pub struct RawLine {
@@ -87,7 +113,7 @@ impl Pipeline {
             file: file.to_string(),
             ..IngestBatch::default()
         };
-        let mut tracker = IncidentTracker::new(self.incidents.window);
+        let mut incidents = self.incidents.batch();
         for line in lines {
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -95,11 +121,7 @@ impl Pipeline {
             batch.read += 1;
             match normalize_line(&line.bytes) {
                 Ok(Parsed::Alert(alert, fingerprint)) => {
-                    let key = group_key(&alert);
-                    if !tracker.knows(&key) {
-                        self.incidents.seed(&mut tracker, &key, alert.timestamp);
-                    }
-                    let figures = tracker.observe(&key, alert.timestamp);
+                    let figures = incidents.observe(&alert);
                     // Enrichment fills `ctx.enrichment` once it runs in the pipeline.
                     let ctx = FeatureContext::with_incident(figures);
                     let score = self.scorer.score(&alert, &ctx);

@@ -76,6 +76,7 @@ pub enum Recommendation {
 }
 
 impl Recommendation {
+    /// LOW allow, MED restrict, HIGH and CRIT block.
     pub fn for_band(band: Band) -> Self {
         match band {
             Band::Low => Recommendation::Allow,
@@ -84,6 +85,7 @@ impl Recommendation {
         }
     }
 
+    /// The word shown and exported.
     pub fn label(self) -> &'static str {
         match self {
             Recommendation::Allow => "allow",
