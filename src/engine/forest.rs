@@ -244,8 +244,8 @@ impl PackedForest {
     }
 
     /// Trees voting malicious for each row of `rows` (row-major, `width` values a row), into
-    /// `votes`. Row at a time: measured faster here than walking blocks of rows tree by tree,
-    /// in lock-step or not (see README, Measured).
+    /// `votes`. Row at a time: on this machine it measured faster than walking blocks of rows
+    /// tree by tree (in lock-step or not) and than walking four trees of a row interleaved.
     pub fn votes_batch(&self, rows: &[f64], width: usize, votes: &mut [u32]) {
         for (v, x) in votes.iter_mut().zip(rows.chunks_exact(width.max(1))) {
             *v = self.votes(x) as u32;
