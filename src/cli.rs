@@ -3,13 +3,18 @@
 //! failures at run time.
 
 use crate::config::{non_empty, Config};
+use crate::engine::calibrate::CalibrationMethod;
 use crate::engine::connector::Connectors;
+use crate::engine::dataset::table::CategoricalPolicy;
+use crate::engine::dataset::{InputFormat, ReadOptions};
 use crate::engine::enrich::task::{EnrichSetup, Enricher};
-use crate::engine::model::{Model, ModelCard, TrainParams};
-use crate::engine::pipeline::{read_maybe_gz, split_lines, Pipeline};
-use crate::engine::score::{Bands, Scorer};
-use crate::engine::store::{self, IngestSummary, WriteOp, WriterConfig};
-use crate::engine::{self, audit, features, metrics, playbook, train};
+use crate::engine::eval::{EvalRequest, EvalSplit};
+use crate::engine::features::FeatureContext;
+use crate::engine::model::Model;
+use crate::engine::pipeline::{read_maybe_gz, split_lines, IncidentSource, Pipeline};
+use crate::engine::score::Scorer;
+use crate::engine::store::{self, IngestSummary, Verdict, WriteOp, WriterConfig};
+use crate::engine::{self, audit, features, incident, playbook, train};
 use crate::identity::Actor;
 use crate::paths::{self, Paths};
 use anyhow::{anyhow, Context};
@@ -63,22 +68,32 @@ pub enum Command {
         #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
         format: String,
     },
-    /// Train a random forest on labelled alerts and write a model directory.
-    Train {
-        /// Labelled alerts as JSON lines: {"label": "malicious"|"benign", "alert": {...}}.
+    /// Train a random forest and write a model directory (forest.json + model.toml).
+    Train(Box<TrainArgs>),
+    /// Measure a model on labelled data; prints one JSON line of metrics.
+    Eval {
+        /// Model directory (default: config, else the embedded model).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
         #[arg(long, required = true, num_args = 1..)]
         data: Vec<PathBuf>,
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        /// Input format (default: the one the model was trained on).
+        #[arg(long, value_enum)]
+        format: Option<InputFormat>,
+        /// `test`: only the rows the training run held out.
+        #[arg(long, value_enum, default_value = "all")]
+        split: EvalSplit,
+        /// Working threshold on the calibrated probability (default: the card's).
         #[arg(long)]
-        trees: Option<usize>,
-        #[arg(long)]
-        max_depth: Option<usize>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Name written into the model card.
-        #[arg(long, default_value = "custom")]
-        name: String,
+        threshold: Option<f64>,
+    },
+    /// Record an analyst's verdict on a stored alert (tp, fp or benign); audited.
+    Disposition {
+        alert_id: i64,
+        /// tp (true positive), fp (false positive) or benign.
+        verdict: String,
+        #[arg(long, required = true)]
+        reason: String,
     },
     /// Score the alerts in a file and print one JSON line per alert.
     Score {
@@ -155,6 +170,56 @@ pub enum Command {
     },
 }
 
+/// `vigil train` flags. Hyper-parameters default to the `[train]` config section.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Labelled data files (`.gz` too): alert JSON lines, CSV or NSL-KDD per --format.
+    #[arg(long, num_args = 1..)]
+    pub data: Vec<PathBuf>,
+    /// alerts (default; `{"label": ..., "alert": {...}}` lines), csv (needs --label) or nsl-kdd.
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// The label column of a CSV table.
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// A label value meaning benign (repeatable); every other value is malicious.
+    #[arg(long = "benign", value_name = "VALUE")]
+    pub benign: Vec<String>,
+    /// Also learn from analyst dispositions in the vigil database (--db).
+    #[arg(long)]
+    pub from_db: bool,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Name written into the model card.
+    #[arg(long, default_value = "custom")]
+    pub name: String,
+    #[arg(long)]
+    pub trees: Option<usize>,
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    #[arg(long)]
+    pub feature_fraction: Option<f64>,
+    #[arg(long)]
+    pub sample_fraction: Option<f64>,
+    #[arg(long)]
+    pub min_weight_leaf: Option<f32>,
+    #[arg(long)]
+    pub min_weight_split: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, value_enum)]
+    pub calibration: Option<CalibrationMethod>,
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Hold out every Nth row for the card's metrics (0 = train on everything).
+    #[arg(long)]
+    pub holdout_every: Option<usize>,
+    #[arg(long)]
+    pub max_bad_fraction: Option<f64>,
+    #[arg(long, value_enum)]
+    pub categorical: Option<CategoricalPolicy>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// End-to-end ingest rate (file → committed, scored rows), the raw SQLite insert rate of the
@@ -167,6 +232,20 @@ pub enum BenchCommand {
         rate: u32,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Rows/s of the compiled forest and of linfa's own predict on the same rows; one JSON line.
+    Score {
+        /// Labelled data to train the benchmark forest on (default: NSL-KDD from the shared
+        /// data when present, else the shipped alert training set).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: Option<InputFormat>,
+        /// Rows to predict (the data repeated).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long)]
+        trees: Option<usize>,
     },
 }
 
@@ -296,6 +375,10 @@ impl Setup {
             scorer,
             playbooks: Arc::new(playbooks),
             connectors: Arc::new(connectors),
+            incidents: IncidentSource::new(
+                Some(self.db.clone()),
+                self.config.incidents.rules.clone(),
+            ),
         })
     }
 
@@ -460,20 +543,28 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
         Some(Command::Export { .. }) => export(&setup),
-        Some(Command::Train {
+        Some(Command::Train(args)) => train_cmd(&setup, *args),
+        Some(Command::Eval {
+            model,
             data,
-            out,
-            trees,
-            max_depth,
-            seed,
-            name,
-        }) => {
-            let mut p = TrainParams::default();
-            p.trees = trees.unwrap_or(p.trees);
-            p.max_depth = max_depth.unwrap_or(p.max_depth);
-            p.seed = seed.unwrap_or(p.seed);
-            train_cmd(&data, &out, p, &name)
-        }
+            format,
+            split,
+            threshold,
+        }) => eval_cmd(&setup, model.as_deref(), data, format, split, threshold),
+        Some(Command::Disposition {
+            alert_id,
+            verdict,
+            reason,
+        }) => disposition_cmd(&setup, alert_id, &verdict, reason),
+        Some(Command::Bench {
+            what:
+                BenchCommand::Score {
+                    data,
+                    format,
+                    rows,
+                    trees,
+                },
+        }) => bench_score_cmd(&setup, data, format, rows, trees),
         Some(Command::Score { model, file }) => score_cmd(&setup, model.as_deref(), &file),
         Some(Command::Audit { action: None })
         | Some(Command::Audit {
@@ -676,66 +767,205 @@ fn export(setup: &Setup) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn train_cmd(
-    data: &[PathBuf],
-    out: &Path,
-    params: TrainParams,
-    name: &str,
-) -> Result<ExitCode, Failure> {
-    let mut set = train::Labelled::default();
-    for f in data {
-        train::read_labelled_alerts(f, &mut set)?;
-    }
-    for b in set.bad_rows.iter().take(20) {
-        eprintln!("vigil: skipped {b}");
-    }
-    let names: Vec<String> = features::FEATURES.iter().map(|s| s.to_string()).collect();
-    let (mut xtr, mut ytr, mut xte, mut yte) = (vec![], vec![], vec![], vec![]);
-    for ((x, y), t) in set.x.into_iter().zip(set.y).zip(set.test) {
-        if t {
-            xte.push(x);
-            yte.push(y);
-        } else {
-            xtr.push(x);
-            ytr.push(y);
-        }
-    }
-    let started = std::time::Instant::now();
-    let forest = train::fit_forest(&xtr, &ytr, &names, &params)?;
-    let secs = started.elapsed().as_secs_f64();
-    let m = (!xte.is_empty()).then(|| {
-        let scores: Vec<f64> = xte.iter().map(|x| forest.predict_proba(x)).collect();
-        metrics::evaluate(&scores, &yte, 0.5)
+fn train_cmd(setup: &Setup, a: TrainArgs) -> Result<ExitCode, Failure> {
+    let cfg = &setup.config.train;
+    let mut p = cfg.params();
+    p.trees = a.trees.unwrap_or(p.trees);
+    p.max_depth = a.max_depth.unwrap_or(p.max_depth);
+    p.feature_fraction = a.feature_fraction.unwrap_or(p.feature_fraction);
+    p.sample_fraction = a.sample_fraction.unwrap_or(p.sample_fraction);
+    p.min_weight_leaf = a.min_weight_leaf.unwrap_or(p.min_weight_leaf);
+    p.min_weight_split = a.min_weight_split.unwrap_or(p.min_weight_split);
+    p.seed = a.seed.unwrap_or(p.seed);
+    p.calibration = a.calibration.unwrap_or(p.calibration);
+    let format = a.format.unwrap_or(if a.label.is_some() {
+        InputFormat::Csv
+    } else {
+        InputFormat::Alerts
     });
-    let card = ModelCard {
-        name: name.to_string(),
-        kind: "random_forest (bagged linfa-trees, per-tree feature subspace)".into(),
-        vigil_version: env!("CARGO_PKG_VERSION").into(),
-        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        label_positive: "malicious".into(),
-        features: names,
-        parameters: params,
-        sources: set.sources,
-        train_rows: xtr.len(),
-        test_rows: xte.len(),
-        training_seconds: (secs * 1000.0).round() / 1000.0,
-        metrics: m.clone(),
-        notes: "Metrics are on held-out rows (split field, or every fifth line) never seen in training.".into(),
+    if a.data.is_empty() && !a.from_db {
+        return Err(Failure::Usage(
+            "give --data FILE... and/or --from-db".into(),
+        ));
+    }
+    if format == InputFormat::Csv && a.label.is_none() {
+        return Err(Failure::Usage("--format csv needs --label COLUMN".into()));
+    }
+    let threshold = a.threshold.unwrap_or(cfg.threshold);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Failure::Usage("--threshold must be between 0 and 1".into()));
+    }
+    if a.from_db && !setup.db.exists() {
+        return Err(Failure::Usage(format!(
+            "{}: no such database",
+            setup.db.display()
+        )));
+    }
+    let req = train::TrainRequest {
+        data: a.data,
+        format,
+        label_column: a.label,
+        benign_values: a.benign,
+        from_db: a.from_db.then(|| setup.db.clone()),
+        params: p,
+        read: ReadOptions {
+            holdout_every: a.holdout_every.unwrap_or(cfg.holdout_every),
+            max_bad_fraction: a.max_bad_fraction.unwrap_or(cfg.max_bad_fraction),
+            incident_rules: setup.config.incidents.rules.clone(),
+        },
+        categorical: a.categorical.unwrap_or(cfg.categorical),
+        one_hot_max: cfg.one_hot_max,
+        threshold,
+        name: a.name,
     };
-    let model = Model {
-        card,
-        forest,
-        origin: out.display().to_string(),
-        sha256: String::new(),
-    };
-    model.save(out)?;
-    let summary = serde_json::json!({
-        "out": out.display().to_string(), "train_rows": xtr.len(), "test_rows": xte.len(),
-        "trees": model.forest.trees.len(), "nodes": model.forest.node_count(),
-        "training_seconds": model.card.training_seconds, "metrics": m,
-    });
+    let outcome = train::run(&req)?;
+    report_bad_rows(&outcome.bad_rows);
+    let mut model = outcome.model;
+    model.origin = a.out.display().to_string();
+    model.save(&a.out)?;
+    let mut summary = outcome.summary;
+    if let serde_json::Value::Object(m) = &mut summary {
+        m.insert("out".into(), serde_json::json!(a.out.display().to_string()));
+    }
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Skipped rows go to stderr (the first 20, then a count), stdout keeps its one JSON line.
+fn report_bad_rows(bad: &[String]) {
+    for b in bad.iter().take(20) {
+        eprintln!("vigil: skipped {b}");
+    }
+    if bad.len() > 20 {
+        eprintln!("vigil: skipped {} more bad rows", bad.len() - 20);
+    }
+}
+
+fn eval_cmd(
+    setup: &Setup,
+    model: Option<&Path>,
+    data: Vec<PathBuf>,
+    format: Option<InputFormat>,
+    split: EvalSplit,
+    threshold: Option<f64>,
+) -> Result<ExitCode, Failure> {
+    let m = setup.model(model).map_err(|e| Failure::Runtime(e.into()))?;
+    let req = EvalRequest {
+        data,
+        format,
+        split,
+        threshold,
+        max_bad_fraction: setup.config.train.max_bad_fraction,
+        incident_rules: setup.config.incidents.rules.clone(),
+    };
+    let e = engine::eval::run(&m, &req)?;
+    report_bad_rows(&e.bad_rows);
+    let mut v = serde_json::to_value(&e.metrics).map_err(anyhow::Error::from)?;
+    if let serde_json::Value::Object(o) = &mut v {
+        o.insert("model".into(), serde_json::json!(m.origin));
+        o.insert("bad_rows".into(), serde_json::json!(e.bad_rows.len()));
+    }
+    println!("{v}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn disposition_cmd(
+    setup: &Setup,
+    alert_id: i64,
+    verdict: &str,
+    reason: String,
+) -> Result<ExitCode, Failure> {
+    let Some(verdict) = Verdict::parse(verdict) else {
+        return Err(Failure::Usage(format!(
+            "verdict {verdict:?} is not one of tp, fp, benign"
+        )));
+    };
+    if reason.trim().is_empty() {
+        return Err(Failure::Usage("--reason must not be empty".into()));
+    }
+    let _ = open_existing(&setup.db)?;
+    let row = with_writer(setup, |tx, actor| async move {
+        engine::dispose(&tx, &actor, alert_id, verdict, reason).await
+    })?;
+    println!(
+        "{}",
+        serde_json::to_value(&row).map_err(anyhow::Error::from)?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run `f` against a writer on the configured database, then let the writer drain.
+fn with_writer<T, F, Fut>(setup: &Setup, f: F) -> Result<T, Failure>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<WriteOp>, Actor) -> Fut,
+    Fut: std::future::Future<Output = Result<T, store::DecisionError>>,
+{
+    let rt = runtime()?;
+    let r = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let (changed, _keep) = tokio::sync::watch::channel(0);
+        let actor = Actor::current();
+        let writer = store::spawn_writer(
+            setup.db.clone(),
+            WriterConfig {
+                incident_rules: setup.config.incidents.rules.clone(),
+                actor: actor.clone(),
+                playbooks: None,
+            },
+            rx,
+            changed,
+        )
+        .map_err(|e| anyhow!("{}: {e}", setup.db.display()))?;
+        let r = f(tx, actor).await;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        r.map_err(anyhow::Error::from)
+    })?;
+    Ok(r)
+}
+
+fn bench_score_cmd(
+    setup: &Setup,
+    data: Option<PathBuf>,
+    format: Option<InputFormat>,
+    rows: usize,
+    trees: Option<usize>,
+) -> Result<ExitCode, Failure> {
+    let (data, format) = match (data, format) {
+        (Some(d), f) => (d, f.unwrap_or(InputFormat::Alerts)),
+        (None, Some(_)) => return Err(Failure::Usage("--format needs --data".into())),
+        (None, None) => engine::bench::default_data(),
+    };
+    let cfg = &setup.config.train;
+    let mut params = cfg.params();
+    params.trees = trees.unwrap_or(params.trees);
+    let req = engine::bench::ScoreBench {
+        train: train::TrainRequest {
+            data: vec![data],
+            format,
+            label_column: None,
+            benign_values: vec![],
+            from_db: None,
+            params,
+            read: ReadOptions {
+                holdout_every: 0,
+                max_bad_fraction: cfg.max_bad_fraction,
+                incident_rules: setup.config.incidents.rules.clone(),
+            },
+            categorical: cfg.categorical,
+            one_hot_max: cfg.one_hot_max,
+            threshold: cfg.threshold,
+            name: "bench".into(),
+        },
+        rows,
+    };
+    let v = engine::bench::score(&req)?;
+    println!("{v}");
+    Ok(if v["class_mismatches"] == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("vigil: the compiled forest and linfa disagree on some rows");
+        ExitCode::from(1)
+    })
 }
 
 fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCode, Failure> {
@@ -753,24 +983,43 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
         crate::engine::format::Format::Auto,
         &formats,
     );
+    // Parse everything first: incident size and rate need the whole file in time order.
+    let parsed: Vec<(u64, Result<Option<crate::engine::alert::Alert>, String>)> = format
+        .parse_records(&bytes)
+        .into_iter()
+        .map(|r| {
+            let v = match r.parsed {
+                Ok(crate::engine::normalize::Parsed::Alert(a, _)) => Ok(Some(*a)),
+                Ok(crate::engine::normalize::Parsed::Skipped) => Ok(None),
+                Err(e) => Err(format!("{}:{}: {}", file.display(), r.line_no, e.0)),
+            };
+            (r.line_no, v)
+        })
+        .collect();
+    let alerts: Vec<&crate::engine::alert::Alert> = parsed
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    let mut figures =
+        incident::figures_in_time_order(&alerts, &setup.config.incidents.rules).into_iter();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for r in format.parse_records(&bytes) {
-        let v = match r.parsed {
-            Ok(crate::engine::normalize::Parsed::Alert(a, _)) => {
-                let s = scorer.score(&a);
-                serde_json::json!({"line": r.line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
+    for (line_no, r) in &parsed {
+        let v = match r {
+            Ok(Some(a)) => {
+                let f = figures
+                    .next()
+                    .ok_or_else(|| anyhow!("incident figures ran out"))?;
+                let s = scorer.score(a, &FeatureContext::with_incident(f));
+                serde_json::json!({"line": line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
                                    "vigil": store::score_json(&s)})
             }
-            Ok(crate::engine::normalize::Parsed::Skipped) => continue,
-            Err(e) => {
-                serde_json::json!({"line": r.line_no, "error": format!("{}:{}: {}", file.display(), r.line_no, e.0)})
-            }
+            Ok(None) => continue,
+            Err(e) => serde_json::json!({"line": line_no, "error": e}),
         };
         print_json_line(&mut out, &v)?;
     }
     out.flush().map_err(anyhow::Error::from)?;
-    let _ = Bands::default();
     Ok(ExitCode::SUCCESS)
 }
 

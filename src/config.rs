@@ -2,7 +2,10 @@
 //! `config.toml` merged over it key by key. Owns parsing and validation; turning the values
 //! into running parts is the caller's job.
 
+use crate::engine::calibrate::CalibrationMethod;
+use crate::engine::dataset::table::CategoricalPolicy;
 use crate::engine::format::{FormatSettings, IngestConfig};
+use crate::engine::model::TrainParams;
 use crate::engine::score::Bands;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,7 @@ pub struct Config {
     pub connectors: ConnectorConfig,
     pub ingest: IngestConfig,
     pub enrichment: EnrichmentConfig,
+    pub train: TrainConfig,
 }
 
 /// `[enrichment]`: offline sources and online providers.
@@ -59,6 +63,43 @@ pub struct ProviderConfig {
     pub ttl_hours: u64,
     pub negative_ttl_minutes: u64,
     pub retries: u32,
+}
+
+/// `[train]`: hyper-parameters and data handling for `vigil train` (flags override).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub trees: usize,
+    pub max_depth: usize,
+    pub feature_fraction: f64,
+    pub sample_fraction: f64,
+    pub min_weight_leaf: f32,
+    pub min_weight_split: f32,
+    pub balance_classes: bool,
+    pub seed: u64,
+    pub calibration: CalibrationMethod,
+    pub threshold: f64,
+    pub holdout_every: usize,
+    pub max_bad_fraction: f64,
+    pub categorical: CategoricalPolicy,
+    pub one_hot_max: usize,
+}
+
+impl TrainConfig {
+    /// The forest's parameters.
+    pub fn params(&self) -> TrainParams {
+        TrainParams {
+            trees: self.trees,
+            max_depth: self.max_depth,
+            feature_fraction: self.feature_fraction,
+            sample_fraction: self.sample_fraction,
+            min_weight_leaf: self.min_weight_leaf,
+            min_weight_split: self.min_weight_split,
+            balance_classes: self.balance_classes,
+            seed: self.seed,
+            calibration: self.calibration,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -202,6 +243,7 @@ mod tests {
             !vt.enabled,
             "nothing leaves the machine until an analyst enables it"
         );
+        assert_eq!(c.train.params(), TrainParams::default());
     }
 
     #[test]

@@ -4,8 +4,13 @@
 
 pub mod alert;
 pub mod audit;
+pub mod bench;
+pub mod calibrate;
+pub mod classify;
 pub mod connector;
+pub mod dataset;
 pub mod enrich;
+pub mod eval;
 pub mod features;
 pub mod forest;
 pub mod format;
@@ -27,8 +32,11 @@ use crate::identity::Actor;
 use pipeline::Pipeline;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use store::{ActionRow, AlertDetail, QueueRow, Totals, WriteOp, WriterConfig};
-use tokio::sync::{mpsc, watch};
+use store::{
+    ActionRow, AlertDetail, DecisionError, DispositionRow, QueueRow, Totals, Verdict, WriteOp,
+    WriterConfig,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What the engine needs to run.
 #[derive(Clone)]
@@ -74,6 +82,12 @@ pub enum EngineCommand {
     },
     Rollback {
         action_id: i64,
+        reason: String,
+    },
+    /// Record an analyst's verdict on an alert.
+    Dispose {
+        alert_id: i64,
+        verdict: Verdict,
         reason: String,
     },
 }
@@ -347,6 +361,22 @@ impl Answers {
                         let events = self.events.clone();
                         tokio::spawn(async move { act_on(responder, events, c).await });
                     }
+                    EngineCommand::Dispose {
+                        alert_id,
+                        verdict,
+                        reason,
+                    } => {
+                        let r = &self.responder;
+                        let msg =
+                            match dispose(&r.writer, &r.actor, alert_id, verdict, reason).await {
+                                Ok(d) => EngineEvent::Notice(format!(
+                                    "alert {alert_id}: disposition {} recorded",
+                                    d.verdict.as_str()
+                                )),
+                                Err(e) => EngineEvent::Error(format!("alert {alert_id}: {e}")),
+                            };
+                        let _ = self.events.send(msg).await;
+                    }
                     query => self.answer(query).await,
                 }
             }
@@ -374,7 +404,8 @@ impl Answers {
                 },
                 EngineCommand::Decide { .. }
                 | EngineCommand::Edit { .. }
-                | EngineCommand::Rollback { .. } => EngineEvent::Notice(String::new()),
+                | EngineCommand::Rollback { .. }
+                | EngineCommand::Dispose { .. } => EngineEvent::Notice(String::new()),
             })
         })
         .await;
@@ -460,4 +491,38 @@ async fn act_on(
         Err(e) => EngineEvent::Error(format!("action {id}: {e}")),
     };
     let _ = events.send(msg).await;
+}
+
+async fn ask<T>(
+    writer: &mpsc::Sender<WriteOp>,
+    op: impl FnOnce(oneshot::Sender<Result<T, DecisionError>>) -> WriteOp,
+) -> Result<T, DecisionError> {
+    let (tx, rx) = oneshot::channel();
+    writer
+        .send(op(tx))
+        .await
+        .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?;
+    rx.await
+        .map_err(|_| DecisionError::Db("the database writer has stopped".into()))?
+}
+
+/// Record an analyst's verdict on an alert through the writer (with its audit record).
+///
+/// # Errors
+/// No such alert, an empty reason, or a stopped writer.
+pub async fn dispose(
+    writer: &mpsc::Sender<WriteOp>,
+    actor: &Actor,
+    alert_id: i64,
+    verdict: Verdict,
+    reason: String,
+) -> Result<DispositionRow, DecisionError> {
+    ask(writer, |reply| WriteOp::Dispose {
+        alert_id,
+        verdict,
+        reason,
+        actor: actor.clone(),
+        reply,
+    })
+    .await
 }

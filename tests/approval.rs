@@ -85,6 +85,7 @@ impl World {
         let pipeline = Pipeline {
             scorer: Scorer::new(Model::embedded(), Bands::default()),
             playbooks: Arc::new(playbooks),
+            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
             connectors: connectors.clone(),
         };
         let db = dir.path().join("vigil.db");
@@ -395,6 +396,7 @@ async fn automatic_revert_runs_when_due() {
         pipeline: Pipeline {
             scorer: Scorer::new(Model::embedded(), Bands::default()),
             playbooks: Arc::new(playbooks),
+            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
             connectors: w.connectors.clone(),
         },
         incident_rules: vec![],

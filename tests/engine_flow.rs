@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil::engine::connector::Connectors;
 use vigil::engine::model::Model;
-use vigil::engine::pipeline::Pipeline;
+use vigil::engine::pipeline::{IncidentSource, Pipeline};
 use vigil::engine::score::{Bands, Scorer};
 use vigil::engine::store;
 use vigil::engine::{self, EngineCommand, EngineConfig, EngineEvent, EngineHandle};
@@ -40,6 +40,7 @@ fn pipeline(dir: &Path, webhook: Option<String>, playbooks: Option<&Path>) -> Pi
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(playbooks),
         connectors: Arc::new(connectors),
+        incidents: IncidentSource::new(None, Vec::new()),
     }
 }
 

@@ -260,6 +260,7 @@ async fn the_engine_stores_first_and_enriches_after() {
     let pipeline = Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(Vec::new()),
+        incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
         connectors: Arc::new(connectors),
     };
     let mut h = engine::start(EngineConfig {

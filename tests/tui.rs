@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil::engine::connector::Connectors;
 use vigil::engine::model::Model;
-use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::pipeline::{split_lines, IncidentSource, Pipeline};
 use vigil::engine::score::{Bands, Scorer};
+use vigil::engine::store::Verdict;
 use vigil::engine::store::{self, WriteOp, WriterConfig};
 use vigil::engine::{EngineCommand, EngineEvent};
 use vigil::identity::Actor;
-use vigil::tui::app::{App, Overlay};
+use vigil::tui::app::{App, Overlay, PromptKind};
 use vigil::tui::keymap::{Action, Key, Keymap};
 use vigil::tui::view;
 
@@ -56,7 +57,7 @@ fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
     let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
     assert_eq!(
         keymap_error("unknown-action.toml"),
-        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, confirm, cancel, enrichment)", p("unknown-action.toml"))
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, disposition, next_choice, confirm, cancel, enrichment)", p("unknown-action.toml"))
     );
     assert_eq!(
         keymap_error("bad-key.toml"),
@@ -111,6 +112,7 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
         connectors: Arc::new(connectors),
+        incidents: IncidentSource::new(None, Vec::new()),
     };
     let (raw, _) = split_lines(lines.as_bytes(), 0, 1);
     let format = vigil::engine::format::FileFormat::detect(lines.as_bytes(), Default::default());
@@ -313,6 +315,65 @@ fn prompt_and_help_overlays() {
     insta::assert_snapshot!("approve_prompt_80x24", text);
 }
 
+#[test]
+fn d_records_a_verdict_with_a_reason_after_choosing_tp_fp_or_benign() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    let key = |c: KeyCode| Event::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    let alert = app.selected_id.expect("an alert is selected");
+    app.on_terminal_event(key(KeyCode::Char('?')));
+    let (text, _) = screen(&app, 80, 24);
+    assert!(
+        text.contains("record a verdict on the alert"),
+        "help lists d: {text}"
+    );
+    app.on_terminal_event(key(KeyCode::Esc));
+    app.on_terminal_event(key(KeyCode::Char('d')));
+    let verdict = |app: &App| match &app.overlay {
+        Overlay::Prompt(p) => match &p.kind {
+            PromptKind::Disposition { alert_id, verdict } => (*alert_id, *verdict),
+            other => panic!("not a disposition prompt: {other:?}"),
+        },
+        other => panic!("no prompt: {other:?}"),
+    };
+    assert_eq!(verdict(&app), (alert, Verdict::Tp));
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains("Verdict on alert #"), "{text}");
+    assert!(
+        text.contains("[tp]"),
+        "the choice is marked, not only coloured: {text}"
+    );
+    app.on_terminal_event(key(KeyCode::Tab));
+    assert_eq!(verdict(&app).1, Verdict::Fp);
+    app.on_terminal_event(key(KeyCode::Enter));
+    assert!(
+        !app.take_commands()
+            .iter()
+            .any(|c| matches!(c, EngineCommand::Dispose { .. })),
+        "no verdict without a reason"
+    );
+    for c in "dup of #3".chars() {
+        app.on_terminal_event(key(KeyCode::Char(c)));
+    }
+    assert_eq!(
+        verdict(&app).1,
+        Verdict::Fp,
+        "typing d in the reason is text"
+    );
+    app.on_terminal_event(key(KeyCode::Enter));
+    assert_eq!(app.overlay, Overlay::None);
+    let cmds = app.take_commands();
+    assert!(
+        cmds.contains(&EngineCommand::Dispose {
+            alert_id: alert,
+            verdict: Verdict::Fp,
+            reason: "dup of #3".into()
+        }),
+        "{cmds:?}"
+    );
+}
+
 /// The whole app against a real engine: keys in, engine events back, no sleeps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_drive_an_approval_through_to_the_audit_trail() {
@@ -334,6 +395,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
         connectors: Arc::new(connectors),
+        incidents: IncidentSource::new(None, Vec::new()),
     };
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: db.clone(),

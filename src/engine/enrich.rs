@@ -234,9 +234,17 @@ pub fn signals(results: &[EnrichmentResult]) -> EnrichmentSignals {
 /// scorer is moving to a context struct that carries `signals`, and this is the one call site
 /// to adapt. Today's scorer reads only the alert, so the risk changes only when a new model
 /// reads the signals.
-pub fn rescore(scorer: &Scorer, alert: &Alert, signals: &EnrichmentSignals) -> Score {
-    let _ = signals;
-    scorer.score(alert)
+pub fn rescore(scorer: &Scorer, alert: &Alert, signals: &EnrichmentSignals) -> Option<Score> {
+    // Nothing learned: the score the alert was stored with (incident figures included) stands.
+    if *signals == EnrichmentSignals::default() {
+        return None;
+    }
+    // The incident figures of the first scoring are not kept, so they are missing here.
+    let ctx = super::features::FeatureContext {
+        enrichment: signals.clone(),
+        ..Default::default()
+    };
+    Some(scorer.score(alert, &ctx))
 }
 
 #[cfg(test)]

@@ -51,9 +51,9 @@ pub enum ForestError {
 }
 
 impl Tree {
-    /// Index of the leaf `x` lands in.
+    /// Index of the leaf `x` lands in (rows go left when `x[feature] < threshold`).
     #[inline]
-    fn leaf_index(&self, x: &[f64]) -> usize {
+    pub fn leaf_index(&self, x: &[f64]) -> usize {
         let mut i = 0usize;
         loop {
             let n = &self.nodes[i];
@@ -160,6 +160,142 @@ impl Forest {
     }
 }
 
+/// The inference layout: every tree's nodes in one array, depth-first with each left child
+/// right after its parent, 16 bytes a node, leaf values apart. A leaf is a node whose comparison
+/// always fails (threshold NaN) and whose right child is itself, so a walk is one compare and
+/// one select per step and stops when the index stops moving.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedForest {
+    nodes: Vec<PackedNode>,
+    /// Leaf values by node index (0 for splits).
+    values: Vec<f64>,
+    roots: Vec<u32>,
+    /// Longest root-to-leaf path of each tree, in steps.
+    depths: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PackedNode {
+    /// Split threshold; NaN for a leaf.
+    threshold: f64,
+    /// Feature index (0 for a leaf, never read to decide anything).
+    feature: u32,
+    /// Index of the right child (the left child is the next node); a leaf points at itself.
+    right: u32,
+}
+
+impl PackedForest {
+    /// Lay out a validated forest (validation guarantees every index used here exists).
+    pub fn new(forest: &Forest) -> Self {
+        let mut p = PackedForest {
+            nodes: Vec::with_capacity(forest.node_count()),
+            values: Vec::with_capacity(forest.node_count()),
+            roots: Vec::with_capacity(forest.trees.len()),
+            depths: Vec::with_capacity(forest.trees.len()),
+        };
+        for t in &forest.trees {
+            p.roots.push(p.nodes.len() as u32);
+            let depth = pack(t, 0, &mut p);
+            p.depths.push(depth);
+        }
+        p
+    }
+
+    #[inline]
+    fn step(&self, i: usize, x: &[f64]) -> usize {
+        let n = self.nodes[i];
+        // A leaf's feature may not exist (a forest over no features); NaN sends it to itself.
+        if x.get(n.feature as usize).copied().unwrap_or(f64::NAN) < n.threshold {
+            i + 1
+        } else {
+            n.right as usize
+        }
+    }
+
+    /// The leaf `x` reaches from `root`, walking until a node points at itself.
+    #[inline]
+    fn leaf(&self, root: u32, x: &[f64]) -> usize {
+        let mut i = root as usize;
+        loop {
+            let next = self.step(i, x);
+            if next == i {
+                return i;
+            }
+            i = next;
+        }
+    }
+
+    /// Same as `Forest::predict_proba`, bit for bit (same values summed in the same order).
+    pub fn predict_proba(&self, x: &[f64]) -> f64 {
+        let sum: f64 = self
+            .roots
+            .iter()
+            .map(|r| self.values[self.leaf(*r, x)])
+            .sum();
+        sum / self.roots.len() as f64
+    }
+
+    /// Trees voting malicious for one row (same as `Forest::tree_votes`).
+    pub fn votes(&self, x: &[f64]) -> usize {
+        self.roots
+            .iter()
+            .filter(|r| self.values[self.leaf(**r, x)] > 0.5)
+            .count()
+    }
+
+    /// Trees voting malicious for each row of `rows` (row-major, `width` values a row), into
+    /// `votes`. Row at a time: on this machine it measured faster than walking blocks of rows
+    /// tree by tree (in lock-step or not) and than walking four trees of a row interleaved.
+    pub fn votes_batch(&self, rows: &[f64], width: usize, votes: &mut [u32]) {
+        for (v, x) in votes.iter_mut().zip(rows.chunks_exact(width.max(1))) {
+            *v = self.votes(x) as u32;
+        }
+    }
+
+    /// Raw score of each row of `rows`, as `predict_proba` computes it.
+    pub fn predict_batch(&self, rows: &[f64], width: usize, out: &mut [f64]) {
+        for (o, x) in out.iter_mut().zip(rows.chunks_exact(width.max(1))) {
+            *o = self.predict_proba(x);
+        }
+    }
+
+    /// Number of trees.
+    pub fn trees(&self) -> usize {
+        self.roots.len()
+    }
+
+    /// Mean of the trees' depths (longest paths), for the benchmark report.
+    pub fn mean_depth(&self) -> f64 {
+        self.depths.iter().map(|d| f64::from(*d)).sum::<f64>() / self.depths.len().max(1) as f64
+    }
+}
+
+/// Append tree `t`'s subtree at `i` depth-first; returns the subtree's depth in steps.
+fn pack(t: &Tree, i: usize, out: &mut PackedForest) -> u32 {
+    let at = out.nodes.len();
+    let n = t.nodes[i];
+    if n.is_leaf() {
+        out.nodes.push(PackedNode {
+            threshold: f64::NAN,
+            feature: 0,
+            right: at as u32,
+        });
+        out.values.push(n.4);
+        return 0;
+    }
+    out.nodes.push(PackedNode {
+        threshold: n.1,
+        feature: n.0 as u32,
+        right: 0,
+    });
+    out.values.push(0.0);
+    let left = pack(t, n.2 as usize, out);
+    let right_at = out.nodes.len() as u32;
+    let right = pack(t, n.3 as usize, out);
+    out.nodes[at].right = right_at;
+    1 + left.max(right)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +320,39 @@ mod tests {
             assert_eq!(c[1], 0.0);
         }
         assert!((f.predict_proba(&[1.0, 0.0]) - 0.9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_packed_layout_predicts_exactly_what_the_forest_does() {
+        // Children stored right-before-left to prove packing re-lays them out.
+        let f = Forest {
+            features: vec!["a".into(), "b".into()],
+            trees: vec![
+                Tree {
+                    nodes: vec![
+                        Node(0, 0.5, 4, 1, 0.5),
+                        Node(1, 2.0, 2, 3, 0.8),
+                        Node::leaf(0.6),
+                        Node::leaf(1.0),
+                        Node::leaf(0.1),
+                    ],
+                },
+                stump().trees[0].clone(),
+            ],
+        };
+        f.validate().expect("valid");
+        let p = PackedForest::new(&f);
+        let rows = [0.0, 0.0, 1.0, 1.0, 1.0, 5.0];
+        let mut votes = [0u32; 3];
+        p.votes_batch(&rows, 2, &mut votes);
+        let mut probs = [0.0; 3];
+        p.predict_batch(&rows, 2, &mut probs);
+        for ((r, v), pb) in rows.chunks(2).zip(votes).zip(probs) {
+            assert_eq!(p.predict_proba(r), f.predict_proba(r));
+            assert_eq!(pb, f.predict_proba(r));
+            assert_eq!(v as usize, f.tree_votes(r));
+            assert_eq!(p.votes(r), f.tree_votes(r));
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! reading, writing and checking them; the default model is embedded in the binary so vigil
 //! scores with no configuration.
 
-use super::forest::Forest;
+use super::calibrate::{Calibration, CalibrationMethod};
+use super::dataset::InputSpec;
+use super::forest::{Forest, PackedForest};
 use super::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -16,11 +18,30 @@ pub struct TrainParams {
     pub max_depth: usize,
     /// Fraction of features each tree sees (a per-tree random subspace).
     pub feature_fraction: f64,
+    /// Bootstrap size as a fraction of the training rows (1.0 = classic bagging). Smaller
+    /// samples train faster and decorrelate trees more.
+    #[serde(default = "one")]
+    pub sample_fraction: f64,
     pub min_weight_leaf: f32,
     pub min_weight_split: f32,
     /// Weight classes inversely to their frequency so a rare class is not ignored.
     pub balance_classes: bool,
     pub seed: u64,
+    /// How the raw forest score becomes a probability (fitted on out-of-bag predictions).
+    #[serde(default = "isotonic")]
+    pub calibration: CalibrationMethod,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn isotonic() -> CalibrationMethod {
+    CalibrationMethod::Isotonic
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 impl Default for TrainParams {
@@ -29,10 +50,12 @@ impl Default for TrainParams {
             trees: 64,
             max_depth: 12,
             feature_fraction: 0.7,
+            sample_fraction: 1.0,
             min_weight_leaf: 1.0,
             min_weight_split: 2.0,
             balance_classes: true,
             seed: 42,
+            calibration: CalibrationMethod::Isotonic,
         }
     }
 }
@@ -55,14 +78,27 @@ pub struct ModelCard {
     pub created: String,
     pub label_positive: String,
     pub features: Vec<String>,
+    /// What the model reads and how raw columns became features, so eval and score encode
+    /// rows exactly as training did.
+    #[serde(default)]
+    pub input: InputSpec,
+    /// Calibrated probability at or above which an alert counts as malicious in `eval`.
+    #[serde(default = "half")]
+    pub threshold: f64,
     pub parameters: TrainParams,
     pub sources: Vec<DataSource>,
     pub train_rows: usize,
     pub test_rows: usize,
     pub training_seconds: f64,
-    /// Measured on the held-out rows, never on training rows.
+    /// Measured on the held-out rows, never on training rows, with calibrated probabilities.
     pub metrics: Option<Metrics>,
     pub notes: String,
+    /// How to read the explanation's numbers.
+    #[serde(default)]
+    pub explanation: String,
+    /// Maps the forest's raw score to a probability; absent = the raw score is used.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
 }
 
 /// A loaded model: card plus forest, checked against each other.
@@ -72,8 +108,11 @@ pub struct Model {
     pub forest: Forest,
     /// Where it came from, for error messages and the UI.
     pub origin: String,
-    /// SHA-256 of the card and forest texts, recorded when a session loads the model.
+    /// SHA-256 of the card and forest texts, recorded when a session loads the model (empty
+    /// for a model made in this process).
     pub sha256: String,
+    /// The forest laid out for fast inference.
+    packed: PackedForest,
 }
 
 /// Why a model cannot be loaded.
@@ -141,12 +180,21 @@ impl Model {
             origin: origin.into(),
             source,
         })?;
-        Ok(Model {
-            card,
-            forest,
-            origin: origin.into(),
-            sha256: super::alert::sha256_hex(format!("{card_text}\0{forest_text}").as_bytes()),
-        })
+        if let Some(c) = &card.calibration {
+            c.validate().map_err(|msg| ModelError::Parse {
+                path: format!("{origin}/model.toml"),
+                msg: format!("[calibration]: {msg}"),
+            })?;
+        }
+        if !(0.0..=1.0).contains(&card.threshold) {
+            return Err(ModelError::Parse {
+                path: format!("{origin}/model.toml"),
+                msg: format!("threshold {} is not a probability", card.threshold),
+            });
+        }
+        let mut m = Model::new(card, forest, origin.into());
+        m.sha256 = super::alert::sha256_hex(format!("{card_text}\0{forest_text}").as_bytes());
+        Ok(m)
     }
 
     /// Write the model directory, creating it.
@@ -160,6 +208,38 @@ impl Model {
         forest.push('\n');
         std::fs::write(dir.join("forest.json"), forest)?;
         Ok(())
+    }
+
+    /// Assemble a model from a card and a validated forest.
+    pub fn new(card: ModelCard, forest: Forest, origin: String) -> Self {
+        let packed = PackedForest::new(&forest);
+        Model {
+            card,
+            forest,
+            origin,
+            sha256: String::new(),
+            packed,
+        }
+    }
+
+    /// The raw (uncalibrated) forest score, from the packed layout.
+    pub fn raw_score(&self, x: &[f64]) -> f64 {
+        self.packed.predict_proba(x)
+    }
+
+    /// Calibrated probability of a feature vector (the raw forest score when the card has no
+    /// calibrator).
+    pub fn probability(&self, x: &[f64]) -> f64 {
+        self.calibrate(self.raw_score(x))
+    }
+
+    /// Map a raw forest score to the card's calibrated probability.
+    pub fn calibrate(&self, raw: f64) -> f64 {
+        match &self.card.calibration {
+            Some(c) => c.apply(raw),
+            None => raw,
+        }
+        .clamp(0.0, 1.0)
     }
 
     /// Refuse a model whose feature list is not `expected`: feeding it our vectors would

@@ -1,14 +1,18 @@
-//! Lines in, a batch ready to commit out: normalise, fingerprint, score, propose. Pure CPU work
-//! (callers run it on the blocking pool); shared by the live tailer and `vigil ingest` so both
-//! treat every line the same way.
+//! Lines in, a batch ready to commit out: normalise, fingerprint, score (with the alert's
+//! incident so far), propose. CPU work plus one read query per new incident key (callers run it
+//! on the blocking pool); shared by the live tailer and `vigil ingest` so both treat every line
+//! the same way. Never writes: the writer assigns incidents when it commits.
 
 use super::connector::Connectors;
+use super::features::FeatureContext;
 use super::format::FileFormat;
+use super::incident::{IncidentFigures, IncidentRule, IncidentTracker};
 use super::normalize::Parsed;
 use super::playbook::Playbook;
 use super::score::Scorer;
 use super::store::{match_document, IngestBatch, Quarantined, ReadyAlert};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Everything needed to turn a line into a stored alert.
 #[derive(Clone)]
@@ -16,6 +20,88 @@ pub struct Pipeline {
     pub scorer: Scorer,
     pub playbooks: Arc<Vec<Playbook>>,
     pub connectors: Arc<Connectors>,
+    pub incidents: IncidentSource,
+}
+
+/// Where incident size and rate come from when scoring: the stored incidents (read-only) plus
+/// the alerts earlier in the same batch, under the writer's own window rule. A batch being
+/// committed at the same moment can make a count lag by that batch; the writer's incident
+/// assignment is unaffected.
+#[derive(Clone)]
+pub struct IncidentSource {
+    pub rules: Arc<Vec<IncidentRule>>,
+    db: Option<PathBuf>,
+    conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+}
+
+impl IncidentSource {
+    /// Read stored incidents from `db` (when given), grouped by `rules`.
+    pub fn new(db: Option<PathBuf>, rules: Vec<IncidentRule>) -> Self {
+        IncidentSource {
+            rules: Arc::new(rules),
+            db,
+            conn: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Figures for one batch's alerts, observed in order.
+    pub fn batch(&self) -> BatchIncidents<'_> {
+        BatchIncidents {
+            source: self,
+            tracker: IncidentTracker::new(),
+        }
+    }
+
+    /// Seed `tracker` with the stored incident an alert under `key` at `t` would join.
+    fn seed(
+        &self,
+        tracker: &mut IncidentTracker,
+        key: &str,
+        t: chrono::DateTime<chrono::Utc>,
+        window: chrono::Duration,
+    ) {
+        let Some(db) = &self.db else { return };
+        let Ok(mut guard) = self.conn.lock() else {
+            return;
+        };
+        if guard.is_none() {
+            match super::store::open_read_only(db) {
+                Ok(c) => *guard = Some(c),
+                Err(e) => {
+                    tracing::debug!("incident figures without stored incidents: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(conn) = guard.as_ref() {
+            match super::store::open_incident(conn, key, t, window) {
+                Ok(Some(inc)) => tracker.seed(key.to_string(), inc),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("incident lookup failed: {e}"),
+            }
+        }
+    }
+}
+
+/// Incident size and rate for the alerts of one batch: stored incidents first, then the alerts
+/// observed earlier in the batch.
+pub struct BatchIncidents<'a> {
+    source: &'a IncidentSource,
+    tracker: IncidentTracker,
+}
+
+impl BatchIncidents<'_> {
+    /// Count `a` into its incident and return the incident's figures.
+    pub fn observe(&mut self, a: &super::alert::Alert) -> IncidentFigures {
+        let Some((key, window)) = super::incident::group(&self.source.rules, a) else {
+            return IncidentFigures::ALONE;
+        };
+        if !self.tracker.knows(&key) {
+            self.source
+                .seed(&mut self.tracker, &key, a.timestamp, window);
+        }
+        self.tracker.observe(&key, a.timestamp, window)
+    }
 }
 
 /// One complete line read from a source.
@@ -37,6 +123,7 @@ impl Pipeline {
             file: file.to_string(),
             ..IngestBatch::default()
         };
+        let mut incidents = self.incidents.batch();
         for line in lines {
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -44,6 +131,7 @@ impl Pipeline {
             let parsed = format.parse_line(&line.bytes);
             self.add(
                 &mut batch,
+                &mut incidents,
                 line.line_no,
                 line.byte_offset,
                 parsed,
@@ -59,19 +147,29 @@ impl Pipeline {
             file: file.to_string(),
             ..IngestBatch::default()
         };
+        let mut incidents = self.incidents.batch();
         for r in format.parse_records(bytes) {
             let raw = match &r.parsed {
                 Ok(_) => Vec::new(),
                 Err(_) => bytes.get(r.span.clone()).unwrap_or_default().to_vec(),
             };
-            self.add(&mut batch, r.line_no, r.byte_offset, r.parsed, raw);
+            self.add(
+                &mut batch,
+                &mut incidents,
+                r.line_no,
+                r.byte_offset,
+                r.parsed,
+                raw,
+            );
         }
         batch
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &self,
         batch: &mut IngestBatch,
+        incidents: &mut BatchIncidents<'_>,
         line_no: u64,
         byte_offset: u64,
         parsed: Result<Parsed, super::normalize::Reject>,
@@ -80,7 +178,10 @@ impl Pipeline {
         batch.read += 1;
         match parsed {
             Ok(Parsed::Alert(mut alert, fingerprint)) => {
-                let score = self.scorer.score(&alert);
+                let figures = incidents.observe(&alert);
+                // Enrichment fills `ctx.enrichment` when it re-scores the stored alert.
+                let ctx = FeatureContext::with_incident(figures);
+                let score = self.scorer.score(&alert, &ctx);
                 let view = AlertFields {
                     alert: &alert,
                     score: &score,

@@ -1,9 +1,10 @@
-//! Risk for one alert: features → forest → probability × 100, a band, and the features that
-//! pushed it up or down. Owns nothing but the loaded model; pure CPU work, run off the async
-//! threads by the caller.
+//! Risk for one alert: features → forest → calibrated probability × 100, a band, a
+//! recommendation, the attack class, and the features that pushed the risk up or down. Owns
+//! nothing but the loaded model; pure CPU work, run off the async threads by the caller.
 
 use super::alert::Alert;
-use super::features::{self, FEATURES};
+use super::classify::{self, Classification};
+use super::features::{self, FeatureContext, FEATURES};
 use super::model::{Model, ModelError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -62,6 +63,38 @@ impl Bands {
     }
 }
 
+/// What to do about an alert at this risk, as the seeds' triage put it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recommendation {
+    /// LOW: let it be.
+    Allow,
+    /// MED: limit it (watch, rate-limit, quarantine) while someone looks.
+    Restrict,
+    /// HIGH and CRIT: stop it.
+    Block,
+}
+
+impl Recommendation {
+    /// LOW allow, MED restrict, HIGH and CRIT block.
+    pub fn for_band(band: Band) -> Self {
+        match band {
+            Band::Low => Recommendation::Allow,
+            Band::Medium => Recommendation::Restrict,
+            Band::High | Band::Critical => Recommendation::Block,
+        }
+    }
+
+    /// The word shown and exported.
+    pub fn label(self) -> &'static str {
+        match self {
+            Recommendation::Allow => "allow",
+            Recommendation::Restrict => "restrict",
+            Recommendation::Block => "block",
+        }
+    }
+}
+
 /// One feature's push on the risk, in risk points (probability × 100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Contribution {
@@ -76,15 +109,30 @@ pub enum Score {
     Scored {
         risk: u8,
         band: Band,
+        /// Calibrated probability of malicious; `risk` is this × 100, rounded.
         probability: f64,
-        /// Risk points before any feature is considered (the forest's mean root value).
+        /// Risk points before any feature is considered (the calibrated mean root value).
+        /// `base_points` + every contribution's points = `probability` × 100.
         base_points: f64,
         /// Largest absolute contributions first.
         top: Vec<Contribution>,
         model: String,
+        #[serde(default = "default_recommendation")]
+        recommendation: Recommendation,
+        #[serde(default)]
+        attack: Option<Classification>,
     },
     /// The alert is kept and shown; it just has no risk yet.
-    Unscored { reason: String },
+    Unscored {
+        reason: String,
+        /// From the rules alone.
+        #[serde(default)]
+        attack: Option<Classification>,
+    },
+}
+
+fn default_recommendation() -> Recommendation {
+    Recommendation::Allow
 }
 
 impl Score {
@@ -92,6 +140,13 @@ impl Score {
         match self {
             Score::Scored { risk, .. } => Some(*risk),
             Score::Unscored { .. } => None,
+        }
+    }
+
+    /// The attack class, scored or not.
+    pub fn attack(&self) -> Option<&Classification> {
+        match self {
+            Score::Scored { attack, .. } | Score::Unscored { attack, .. } => attack.as_ref(),
         }
     }
 }
@@ -140,39 +195,70 @@ impl Scorer {
         self.bands
     }
 
-    pub fn score(&self, alert: &Alert) -> Score {
+    /// Score one alert in its context.
+    pub fn score(&self, alert: &Alert, ctx: &FeatureContext) -> Score {
+        let suspicious_from = self.bands.medium;
         let model = match &self.model {
             Ok(m) => m,
             Err(reason) => {
                 return Score::Unscored {
                     reason: reason.clone(),
+                    attack: Some(classify::classify(alert, None, suspicious_from)),
                 }
             }
         };
-        let x = features::extract(alert);
-        // One walk gives both: the prediction is the bias plus every contribution.
-        let (bias, contrib) = model.forest.explain(&x);
-        let p = (bias + contrib.iter().sum::<f64>()).clamp(0.0, 1.0);
-        let mut top: Vec<Contribution> = contrib
+        let x = features::extract(alert, ctx);
+        let (p, base_points, points) = attribution(model, &x);
+        let mut top: Vec<Contribution> = points
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.abs() > 1e-9)
+            .filter(|(_, c)| c.abs() > 1e-7)
             .map(|(i, c)| Contribution {
                 feature: FEATURES[i].to_string(),
                 value: x[i],
-                points: c * 100.0,
+                points: *c,
             })
             .collect();
         top.sort_by(|a, b| b.points.abs().total_cmp(&a.points.abs()));
         top.truncate(TOP_CONTRIBUTIONS);
         let risk = (p * 100.0).round() as u8;
+        let band = self.bands.band(risk);
         Score::Scored {
             risk,
-            band: self.bands.band(risk),
+            band,
             probability: p,
-            base_points: bias * 100.0,
+            base_points,
             top,
             model: model.card.name.clone(),
+            recommendation: Recommendation::for_band(band),
+            attack: Some(classify::classify(alert, Some(risk), suspicious_from)),
         }
     }
+
+    /// The base and every contribution in risk points (not just the top ones), for checking
+    /// that they add up.
+    pub fn contributions(&self, alert: &Alert, ctx: &FeatureContext) -> Option<(f64, Vec<f64>)> {
+        let model = self.model.as_ref().ok()?;
+        let (_, base, points) = attribution(model, &features::extract(alert, ctx));
+        Some((base, points))
+    }
+}
+
+/// `(calibrated probability, base points, points per feature)`: raw path attributions scaled
+/// onto the calibrated scale so base + sum = calibrated risk. The calibrator is monotone, so the
+/// factor is >= 0 and signs are kept.
+fn attribution(model: &Model, x: &[f64]) -> (f64, f64, Vec<f64>) {
+    let raw = model.raw_score(x).clamp(0.0, 1.0);
+    let (bias, contrib) = model.forest.explain(x);
+    let (p, base) = (model.calibrate(raw), model.calibrate(bias));
+    let scale = if (raw - bias).abs() > 1e-12 {
+        (p - base) / (raw - bias)
+    } else {
+        1.0
+    };
+    (
+        p,
+        base * 100.0,
+        contrib.iter().map(|c| c * scale * 100.0).collect(),
+    )
 }

@@ -138,6 +138,17 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS alerts_by_incident ON alerts(incident_id, ts);
+CREATE TABLE IF NOT EXISTS dispositions (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id),
+    verdict TEXT NOT NULL CHECK (verdict IN ('tp', 'fp', 'benign')),
+    reason TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    decided_by_uid INTEGER NOT NULL,
+    decided_by_name TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dispositions_by_alert ON dispositions(alert_id, id);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -367,6 +378,65 @@ pub enum WriteOp {
     ProviderStatus(Vec<(String, Value)>),
     /// Answered once everything sent before it is committed.
     Flush(oneshot::Sender<()>),
+    /// An analyst's verdict on an alert: the label `vigil train --from-db` learns from.
+    Dispose {
+        alert_id: i64,
+        verdict: Verdict,
+        reason: String,
+        actor: Actor,
+        reply: oneshot::Sender<Result<DispositionRow, DecisionError>>,
+    },
+}
+
+/// An analyst's verdict on an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// True positive: the alert was right, something malicious happened.
+    Tp,
+    /// False positive: the rule fired on something that was not what it claims.
+    Fp,
+    /// The activity was real but harmless (expected scanning, an admin at work).
+    Benign,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Tp => "tp",
+            Verdict::Fp => "fp",
+            Verdict::Benign => "benign",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tp" | "true_positive" => Some(Verdict::Tp),
+            "fp" | "false_positive" => Some(Verdict::Fp),
+            "benign" => Some(Verdict::Benign),
+            _ => None,
+        }
+    }
+
+    /// The next verdict, for cycling through them in a prompt.
+    pub fn next(self) -> Verdict {
+        match self {
+            Verdict::Tp => Verdict::Fp,
+            Verdict::Fp => Verdict::Benign,
+            Verdict::Benign => Verdict::Tp,
+        }
+    }
+}
+
+/// A recorded disposition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispositionRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub decided_at: String,
+    pub decided_by: String,
 }
 
 /// The writer's settings.
@@ -438,6 +508,10 @@ enum Reply {
         Box<Result<ActionRow, DecisionError>>,
     ),
     Flush(oneshot::Sender<()>),
+    Disposition(
+        oneshot::Sender<Result<DispositionRow, DecisionError>>,
+        Result<DispositionRow, DecisionError>,
+    ),
 }
 
 fn apply_ops(
@@ -491,6 +565,17 @@ fn apply_ops(
                 }
                 (reply.map(|s| Reply::Record(s, r)), ok)
             }
+            WriteOp::Dispose {
+                alert_id,
+                verdict,
+                reason,
+                actor,
+                reply,
+            } => {
+                let r = dispose(&sp, alert_id, verdict, &reason, &actor);
+                let ok = r.is_ok();
+                (Some(Reply::Disposition(reply, r)), ok)
+            }
             WriteOp::Flush(reply) => (Some(Reply::Flush(reply)), true),
             other => (None, apply_enrichment_op(&sp, other)),
         };
@@ -524,6 +609,9 @@ fn apply_ops(
                 Reply::Flush(s) => {
                     let _ = s.send(());
                 }
+                Reply::Disposition(s, _) => {
+                    let _ = s.send(Err(DecisionError::Db(msg.clone())));
+                }
             }
         }
         return false;
@@ -541,6 +629,9 @@ fn apply_ops(
             }
             Reply::Flush(s) => {
                 let _ = s.send(());
+            }
+            Reply::Disposition(s, v) => {
+                let _ = s.send(v);
             }
         }
     }
@@ -601,6 +692,9 @@ fn fail_op(op: WriteOp, msg: &str) {
         }
         WriteOp::Flush(s) => {
             let _ = s.send(());
+        }
+        WriteOp::Dispose { reply, .. } => {
+            let _ = reply.send(Err(DecisionError::Db(msg.to_string())));
         }
     }
 }
@@ -933,6 +1027,163 @@ impl IncidentCache {
     }
 }
 
+fn dispose(
+    tx: &Connection,
+    alert_id: i64,
+    verdict: Verdict,
+    reason: &str,
+    actor: &Actor,
+) -> Result<DispositionRow, DecisionError> {
+    if reason.trim().is_empty() {
+        return Err(DecisionError::NoReason);
+    }
+    let exists: Option<i64> = tx
+        .query_row("SELECT id FROM alerts WHERE id = ?1", [alert_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if exists.is_none() {
+        return Err(DecisionError::NoSuchAlert(alert_id));
+    }
+    let previous = latest_disposition(tx, alert_id)?;
+    let at = now();
+    tx.execute(
+        "INSERT INTO dispositions (alert_id, verdict, reason, decided_at, decided_by_uid, decided_by_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![alert_id, verdict.as_str(), reason, at, actor.uid, actor.name],
+    )?;
+    let id = tx.last_insert_rowid();
+    audit::append(
+        tx,
+        Entry {
+            actor,
+            kind: "disposition",
+            alert_id: Some(alert_id),
+            action_id: None,
+            reason: Some(reason),
+            detail: json!({
+                "disposition_id": id,
+                "before": previous.as_ref().map(|p| p.verdict.as_str()),
+                "after": verdict.as_str(),
+            }),
+        },
+    )?;
+    Ok(DispositionRow {
+        id,
+        alert_id,
+        verdict,
+        reason: reason.to_string(),
+        decided_at: at,
+        decided_by: actor.name.clone(),
+    })
+}
+
+/// The latest disposition of an alert.
+///
+/// # Errors
+/// SQLite errors.
+pub fn latest_disposition(
+    conn: &Connection,
+    alert_id: i64,
+) -> rusqlite::Result<Option<DispositionRow>> {
+    conn.query_row(
+        "SELECT id, alert_id, verdict, reason, decided_at, decided_by_name FROM dispositions
+         WHERE alert_id = ?1 ORDER BY id DESC LIMIT 1",
+        [alert_id],
+        |r| {
+            let v: String = r.get(2)?;
+            Ok(DispositionRow {
+                id: r.get(0)?,
+                alert_id: r.get(1)?,
+                verdict: Verdict::parse(&v).unwrap_or(Verdict::Benign),
+                reason: r.get(3)?,
+                decided_at: r.get(4)?,
+                decided_by: r.get(5)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// One disposed alert as training data.
+#[derive(Debug, Clone)]
+pub struct DisposedAlert {
+    pub alert_id: i64,
+    pub alert: Alert,
+    pub verdict: String,
+    pub decided_at: String,
+    /// Alerts of its incident up to and including its time.
+    pub incident_alerts_so_far: u32,
+    pub incident_first_seen: Option<DateTime<Utc>>,
+}
+
+/// Every alert with a disposition (its latest), oldest alert first.
+///
+/// # Errors
+/// SQLite errors, or a stored alert that no longer parses.
+pub fn labelled_dispositions(conn: &Connection) -> rusqlite::Result<Vec<DisposedAlert>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.alert, d.verdict, d.decided_at,
+                (SELECT count(*) FROM alerts b WHERE b.incident_id = a.incident_id AND b.ts <= a.ts),
+                (SELECT min(b.ts) FROM alerts b WHERE b.incident_id = a.incident_id)
+         FROM alerts a JOIN dispositions d ON d.id =
+              (SELECT max(id) FROM dispositions WHERE alert_id = a.id)
+         ORDER BY a.ts, a.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let alert: String = r.get(1)?;
+        let alert: Alert = serde_json::from_str(&alert).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+        })?;
+        let first: Option<String> = r.get(5)?;
+        Ok(DisposedAlert {
+            alert_id: r.get(0)?,
+            alert,
+            verdict: r.get(2)?,
+            decided_at: r.get(3)?,
+            incident_alerts_so_far: r.get::<_, i64>(4)?.clamp(0, i64::from(u32::MAX)) as u32,
+            incident_first_seen: first
+                .and_then(|f| DateTime::parse_from_rfc3339(&f).ok())
+                .map(|t| t.with_timezone(&Utc)),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The stored incident an alert at `t` under `key` would join, if any: what the live pipeline
+/// seeds its incident figures from.
+///
+/// # Errors
+/// SQLite errors.
+pub fn open_incident(
+    conn: &Connection,
+    key: &str,
+    t: DateTime<Utc>,
+    window: ChronoDuration,
+) -> rusqlite::Result<Option<super::incident::OpenIncident>> {
+    let row: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT first_seen, last_seen, alert_count FROM incidents
+             WHERE group_key = ?1 AND last_seen >= ?2 AND first_seen <= ?3
+             ORDER BY last_seen DESC LIMIT 1",
+            params![key, ts(&(t - window)), ts(&(t + window))],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let parse = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    };
+    Ok(row.and_then(|(f, l, n)| {
+        Some(super::incident::OpenIncident {
+            first_seen: parse(&f)?,
+            last_seen: parse(&l)?,
+            alerts: n.clamp(0, i64::from(u32::MAX)) as u32,
+        })
+    }))
+}
+
 // ---------------------------------------------------------------- reads
 
 /// One row of the queue as the UI shows it.
@@ -972,6 +1223,9 @@ pub struct AlertDetail {
     pub enrichment: Vec<EnrichmentResult>,
     /// Online lookups for this alert are still queued or running.
     pub enrichment_pending: bool,
+    /// The analyst's latest verdict, if any.
+    #[serde(default)]
+    pub disposition: Option<DispositionRow>,
 }
 
 /// Total counts.
@@ -1067,6 +1321,7 @@ pub fn alert_detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alert
         actions,
         enrichment: enrichment::results(conn, id)?,
         enrichment_pending: enrichment::state(conn, id)?.is_some_and(|(_, p)| p),
+        disposition: latest_disposition(conn, id)?,
     }))
 }
 
@@ -1161,11 +1416,31 @@ pub fn score_json(score: &Score) -> Value {
             base_points,
             top,
             model,
-        } => json!({
-            "risk": risk, "band": band.label(), "probability": probability,
-            "explanation": {"base_points": base_points, "top": top}, "model": model,
-        }),
-        Score::Unscored { reason } => json!({"risk": null, "unscored_reason": reason}),
+            recommendation,
+            attack,
+        } => {
+            let mut v = json!({
+                "risk": risk, "band": band.label(), "probability": probability,
+                "recommendation": recommendation.label(),
+                "explanation": {"base_points": base_points, "top": top}, "model": model,
+            });
+            attack_json(&mut v, attack.as_ref());
+            v
+        }
+        Score::Unscored { reason, attack } => {
+            let mut v = json!({"risk": null, "unscored_reason": reason});
+            attack_json(&mut v, attack.as_ref());
+            v
+        }
+    }
+}
+
+fn attack_json(v: &mut Value, attack: Option<&super::classify::Classification>) {
+    if let (Value::Object(m), Some(a)) = (v, attack) {
+        m.insert("attack_class".into(), json!(a.class.label()));
+        m.insert("attack_tactic".into(), json!(a.tactic));
+        m.insert("attack_tactic_id".into(), json!(a.tactic_id));
+        m.insert("attack_basis".into(), json!(a.basis));
     }
 }
 

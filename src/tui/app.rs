@@ -4,7 +4,7 @@
 
 use super::keymap::{Action, Key, Keymap};
 use crate::engine::enrich::online::ProviderStatus;
-use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals};
+use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals, Verdict};
 use crate::engine::{EngineCommand, EngineEvent};
 use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers};
 use std::collections::VecDeque;
@@ -26,6 +26,11 @@ pub enum PromptKind {
     Reject,
     Rollback,
     Edit,
+    /// Record a verdict on an alert; the choice cycles with `next_choice`.
+    Disposition {
+        alert_id: i64,
+        verdict: Verdict,
+    },
 }
 
 /// The reason prompt of a decision (and, for an edit, the new params).
@@ -292,6 +297,19 @@ impl App {
                             },
                             "rolling back",
                         ),
+                        PromptKind::Disposition { alert_id, verdict } => {
+                            self.outbox.push(EngineCommand::Dispose {
+                                alert_id,
+                                verdict,
+                                reason,
+                            });
+                            self.overlay = Overlay::None;
+                            self.set_notice(format!(
+                                "recording {} on alert {alert_id}…",
+                                verdict.as_str()
+                            ));
+                            return;
+                        }
                         PromptKind::Edit => {
                             match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
                                 &p.params,
@@ -315,7 +333,14 @@ impl App {
                     self.overlay = Overlay::None;
                     self.set_notice(format!("{verb} action {id}…"));
                 }
-                Action::FocusNext if p.kind == PromptKind::Edit => p.field = 1 - p.field.min(1),
+                Action::NextChoice | Action::FocusNext if p.kind == PromptKind::Edit => {
+                    p.field = 1 - p.field.min(1)
+                }
+                Action::NextChoice => {
+                    if let PromptKind::Disposition { verdict, .. } = &mut p.kind {
+                        *verdict = verdict.next();
+                    }
+                }
                 Action::Cancel => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
                 _ => {}
@@ -344,7 +369,24 @@ impl App {
             Action::Rollback => self.open_prompt(PromptKind::Rollback),
             Action::Edit => self.open_prompt(PromptKind::Edit),
             Action::ToggleEnrichment => self.show_enrichment = !self.show_enrichment,
-            Action::Cancel | Action::Confirm => {}
+            Action::Dispose => match self.selected_id {
+                Some(alert_id) => {
+                    self.overlay = Overlay::Prompt(Prompt {
+                        action_id: 0,
+                        kind: PromptKind::Disposition {
+                            alert_id,
+                            verdict: Verdict::Tp,
+                        },
+                        rendered: String::new(),
+                        reason: String::new(),
+                        params: String::new(),
+                        field: 1,
+                        error: None,
+                    })
+                }
+                None => self.set_error("no alert selected".into()),
+            },
+            Action::Cancel | Action::Confirm | Action::NextChoice => {}
             Action::Next
             | Action::Prev
             | Action::First

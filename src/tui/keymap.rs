@@ -25,6 +25,8 @@ pub enum Action {
     Reject,
     Rollback,
     Edit,
+    Dispose,
+    NextChoice,
     Confirm,
     Cancel,
     ToggleEnrichment,
@@ -45,6 +47,8 @@ impl Action {
         Action::Reject,
         Action::Rollback,
         Action::Edit,
+        Action::Dispose,
+        Action::NextChoice,
         Action::Confirm,
         Action::Cancel,
         Action::ToggleEnrichment,
@@ -65,6 +69,8 @@ impl Action {
             Action::Reject => "reject",
             Action::Rollback => "rollback",
             Action::Edit => "edit",
+            Action::Dispose => "disposition",
+            Action::NextChoice => "next_choice",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
             Action::ToggleEnrichment => "enrichment",
@@ -91,6 +97,10 @@ impl Action {
             Action::Edit => {
                 "edit the selected action's params before approving (asks for a reason)"
             }
+            Action::Dispose => {
+                "record a verdict on the alert: tp / fp / benign (asks for a reason)"
+            }
+            Action::NextChoice => "next verdict (tp, fp, benign)",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
             Action::ToggleEnrichment => "switch the detail pane: alert / enrichment",

@@ -437,13 +437,35 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
                 why = Some(parts.join(", "));
             }
         }
-        Score::Unscored { reason } => {
+        Score::Unscored { reason, .. } => {
             lines.push(field(
                 "risk",
                 format!("unscored: {}", untrusted(reason)),
                 pal,
             ));
         }
+    }
+    if let Some(c) = d.score.attack() {
+        let mut text = c.class.label().to_string();
+        if let Some(t) = &c.tactic {
+            text.push_str(&format!(" · {} {t}", c.tactic_id.as_deref().unwrap_or("")));
+        }
+        if let Score::Scored { recommendation, .. } = &d.score {
+            text.push_str(&format!(" · {}", recommendation.label()));
+        }
+        lines.push(field("class", text, pal));
+    }
+    if let Some(v) = &d.disposition {
+        lines.push(field(
+            "verdict",
+            format!(
+                "{} by {}: {}",
+                v.verdict.as_str(),
+                untrusted(&v.decided_by),
+                untrusted(&v.reason)
+            ),
+            pal,
+        ));
     }
     lines.push(field(
         "rule",
@@ -664,6 +686,10 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         return;
     };
     use super::app::PromptKind;
+    let next = app
+        .keymap
+        .key_for("prompt", Action::NextChoice)
+        .unwrap_or_default();
     let (verb, colour, what) = match p.kind {
         PromptKind::Approve => ("Approve", Color::Green, "This exact call will run:"),
         PromptKind::SecondApproval => (
@@ -674,6 +700,11 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         PromptKind::Reject => ("Reject", Color::Red, "This call will not run:"),
         PromptKind::Rollback => ("Roll back", Color::Yellow, "This undo call will run:"),
         PromptKind::Edit => ("Edit", Color::Yellow, "Now:"),
+        PromptKind::Disposition { .. } => ("Record", Color::Yellow, ""),
+    };
+    let title = match p.kind {
+        PromptKind::Disposition { alert_id, .. } => format!("Verdict on alert #{alert_id}"),
+        _ => format!("{verb} action #{}", p.action_id),
     };
     let rect = centered(
         area,
@@ -682,14 +713,35 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     );
     let block = Block::default()
         .borders(Borders::ALL)
-        .title(format!("{verb} action #{}", p.action_id))
+        .title(title)
         .border_style(pal.fg(colour));
     let cursor = |on: bool| Span::styled(if on { "█" } else { "" }, pal.dim());
-    let mut lines = vec![
-        Line::styled(what, pal.dim()),
-        Line::raw(untrusted(&p.rendered)),
-        Line::raw(""),
-    ];
+    let mut lines = match p.kind {
+        PromptKind::Disposition { verdict, .. } => vec![
+            Line::from(vec![
+                Span::styled("Verdict: ", pal.title()),
+                Span::raw(
+                    ["tp", "fp", "benign"]
+                        .iter()
+                        .map(|v| {
+                            if *v == verdict.as_str() {
+                                format!("[{v}]")
+                            } else {
+                                format!(" {v} ")
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+            ]),
+            Line::styled(format!("{next}: next verdict"), pal.dim()),
+        ],
+        _ => vec![
+            Line::styled(what, pal.dim()),
+            Line::raw(untrusted(&p.rendered)),
+        ],
+    };
+    lines.push(Line::raw(""));
     if p.kind == PromptKind::Edit {
         lines.push(Line::from(vec![
             Span::styled("Params: ", pal.title()),

@@ -326,7 +326,7 @@ impl Enricher {
                     alert_id,
                     results,
                     signals,
-                    score: Some(score),
+                    score,
                     online_pending: pending,
                 }
             })
@@ -437,7 +437,7 @@ impl Enricher {
                     alert_id: job.alert_id,
                     results: new,
                     signals: sig,
-                    score: Some(score),
+                    score,
                     online_pending: remaining > 0,
                 })
                 .await;

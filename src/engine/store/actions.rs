@@ -74,6 +74,8 @@ pub enum DecisionError {
     NotPending { id: i64, status: String },
     #[error("a reason is required")]
     NoReason,
+    #[error("alert {0} does not exist")]
+    NoSuchAlert(i64),
     #[error("two-person rule: {0}")]
     TwoPerson(String),
     #[error("action {0}: the approval expired before it ran; approve it again")]
