@@ -205,15 +205,11 @@ impl Setup {
         Ok(Setup { paths, config, db })
     }
 
-    pub fn connectors(&self) -> Connectors {
-        let c = &self.config.connectors;
-        Connectors {
-            blocklist_path: non_empty(&c.blocklist.path)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| self.paths.default_blocklist()),
-            webhook_url: non_empty(&c.webhook.url).map(str::to_string),
-            webhook_timeout: std::time::Duration::from_secs(c.webhook.timeout_seconds.max(1)),
-        }
+    /// # Errors
+    /// A connector setting that does not validate (normally caught when the config loads).
+    pub fn connectors(&self) -> Result<Connectors, Failure> {
+        Connectors::from_config(&self.config.connectors, self.paths.default_blocklist())
+            .map_err(|e| Failure::Usage(format!("{}: {e}", self.paths.config_file().display())))
     }
 
     pub fn model(&self, flag: Option<&Path>) -> Result<Model, crate::engine::model::ModelError> {
@@ -226,7 +222,7 @@ impl Setup {
     /// # Errors
     /// Broken playbooks (all of them listed, one per line joined).
     pub fn pipeline(&self, model_flag: Option<&Path>) -> Result<Pipeline, Failure> {
-        let connectors = self.connectors();
+        let connectors = self.connectors()?;
         let dir = non_empty(&self.config.playbooks.dir).map(Path::new);
         let playbooks = playbook::load(dir, &connectors).map_err(|errs| {
             Failure::Usage(
@@ -653,7 +649,7 @@ fn audit_verify(setup: &Setup) -> Result<ExitCode, Failure> {
 }
 
 fn playbook_check(setup: &Setup, dir: Option<&Path>) -> Result<ExitCode, Failure> {
-    let connectors = setup.connectors();
+    let connectors = setup.connectors()?;
     let dir = dir.or(non_empty(&setup.config.playbooks.dir).map(Path::new));
     match playbook::load(dir, &connectors) {
         Ok(pbs) => {
@@ -692,7 +688,7 @@ fn decide(setup: &Setup, id: i64, approve: bool, reason: String) -> Result<ExitC
         return Err(Failure::Usage("--reason must not be empty".into()));
     }
     let _ = open_existing(&setup.db)?;
-    let connectors = setup.connectors();
+    let connectors = setup.connectors()?;
     let rt = runtime()?;
     let row = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -37,25 +37,8 @@ pub struct PlaybookConfig {
     pub dir: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorConfig {
-    pub blocklist: BlocklistConfig,
-    pub webhook: WebhookConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlocklistConfig {
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: String,
-    pub timeout_seconds: u64,
-}
+/// `[connectors.NAME]`: each connector owns its own settings type.
+pub use crate::engine::connector::ConnectorConfig;
 
 /// A configuration problem, one line naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +103,10 @@ impl Config {
             r.check()
                 .map_err(|e| ConfigError(format!("{}: [[incidents.rules]] {e}", file.display())))?;
         }
+        // Build the connectors once here so a bad URL or allowlist entry stops start-up with
+        // the file's name, not the first approved action.
+        crate::engine::connector::Connectors::from_config(&c.connectors, PathBuf::new())
+            .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
         Ok(c)
     }
 }
