@@ -477,6 +477,16 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// An untrusted value inside an error message: JSON-quoted and cut to 80 characters, so a
+/// 100 KB alert field cannot flood a log line or the proposal list.
+fn shown(s: &str) -> String {
+    const KEEP: usize = 80;
+    match s.char_indices().nth(KEEP) {
+        None => quoted(s),
+        Some((cut, _)) => format!("{}... ({} bytes)", quoted(&s[..cut]), s.len()),
+    }
+}
+
 /// Untrusted output (a response body, a command's stdout) for an outcome: at most `limit`
 /// bytes, JSON-quoted, with the full length when cut.
 fn excerpt(bytes: &[u8], limit: usize) -> String {

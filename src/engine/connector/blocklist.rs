@@ -81,12 +81,7 @@ impl Blocklist {
 /// # Errors
 /// Anything that is not an IP address, a CIDR with an in-range prefix, or a DNS host name.
 pub fn entry(s: &str) -> Result<String, ConnectorError> {
-    let bad = |why: &str| {
-        ConnectorError::bad(
-            "entry",
-            format!("{why}: {}", super::quoted(&crate::sanitize::sanitize(s))),
-        )
-    };
+    let bad = |why: &str| ConnectorError::bad("entry", format!("{why}: {}", super::shown(s)));
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(ip.to_string());
     }

@@ -184,7 +184,7 @@ impl Commands {
                 "program",
                 format!(
                     "{} is not in [connectors.command] allow",
-                    quoted(&program.display().to_string())
+                    super::shown(&program.display().to_string())
                 ),
             ));
         }
@@ -196,7 +196,7 @@ impl Commands {
                     &param,
                     format!(
                         "{} starts with `-` and would be read as an option; put values that may start with `-` in operand.N (after `--`)",
-                        quoted(&a)
+                        super::shown(&a)
                     ),
                 ));
             }

@@ -4,7 +4,7 @@
 //! base64-encoded, so no line of it can be read as SMTP or as a header.
 
 use super::{check_len, no_line_breaks, quoted, ConnectorError, Params};
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::extension::ClientId;
@@ -186,7 +186,7 @@ impl Mailer {
         let to: Address = to_raw.trim().parse().map_err(|e| {
             ConnectorError::bad(
                 "to",
-                format!("{} is not one e-mail address: {e}", quoted(&to_raw)),
+                format!("{} is not one e-mail address: {e}", super::shown(&to_raw)),
             )
         })?;
         let lower = to.to_string().to_ascii_lowercase();
@@ -199,13 +199,21 @@ impl Mailer {
                 "to",
                 format!(
                     "{} is not in [connectors.email] allow_recipients or allow_domains",
-                    quoted(&lower)
+                    super::shown(&lower)
                 ),
             ));
         }
         let subject = p.text("subject")?;
         no_line_breaks("subject", &subject)?;
         check_len("subject", &subject, MAX_SUBJECT_BYTES)?;
+        if subject.contains("=?") {
+            // lettre leaves ASCII as it is, and mail readers would decode this as an RFC 2047
+            // encoded word: the reader would see other text than the approver did.
+            return Err(ConnectorError::bad(
+                "subject",
+                "contains `=?`, which mail readers decode as an encoded word",
+            ));
+        }
         let body = p.text("body")?;
         if body.contains('\0') {
             return Err(ConnectorError::bad("body", "contains NUL"));
@@ -281,6 +289,7 @@ pub fn message(call: &EmailCall) -> Result<Message, String> {
         .to(Mailbox::new(None, to))
         .subject(call.subject.clone())
         .message_id(Some(call.message_id.clone()))
+        .header(MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| e.to_string())

@@ -297,7 +297,7 @@ impl HttpApis {
                 "api",
                 format!(
                     "{} is not configured (known: {})",
-                    quoted(&name),
+                    super::shown(&name),
                     self.apis.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             )
@@ -308,7 +308,7 @@ impl HttpApis {
                 "method",
                 format!(
                     "{} is not allowed for api {name} (allowed: {})",
-                    quoted(&method),
+                    super::shown(&method),
                     api.methods.join(", ")
                 ),
             ));
@@ -324,7 +324,7 @@ impl HttpApis {
                     &param,
                     format!(
                         "{} is not a path segment (empty, `.` or `..`)",
-                        quoted(&seg)
+                        super::shown(&seg)
                     ),
                 ));
             }
