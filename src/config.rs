@@ -142,4 +142,39 @@ mod tests {
         let e = Config::load(&f).expect_err("syntax").0;
         assert!(e.starts_with(&format!("{}:", f.display())), "{e}");
     }
+
+    #[test]
+    fn connector_settings_merge_and_are_checked_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "[connectors.webhook]\nurl = \"https://hooks.example.com/v\"\n\
+             [connectors.http.api.edr]\nbase_url = \"https://edr.example.com/api\"\ntoken_env = \"EDR\"\n",
+        )
+        .expect("write");
+        let c = Config::load(&f).expect("loads");
+        assert_eq!(c.connectors.webhook.timeout_seconds, 10, "default kept");
+        assert_eq!(c.connectors.http.api["edr"].token_env, "EDR");
+        assert_eq!(c.connectors.command.timeout_seconds, 30);
+        std::fs::write(&f, "[connectors.command]\nallow = [\"printf\"]\n").expect("write");
+        let e = Config::load(&f).expect_err("relative").0;
+        assert_eq!(
+            e,
+            format!(
+                "{}: [connectors.command] allow: \"printf\" is not an absolute path without `.` or `..`",
+                f.display()
+            )
+        );
+        std::fs::write(
+            &f,
+            "[connectors.email]\nrelay = \"smtp.example.com\"\ntls = \"maybe\"\n",
+        )
+        .expect("write");
+        let e = Config::load(&f).expect_err("tls").0;
+        assert!(e.contains("[connectors.email] tls \"maybe\""), "{e}");
+        std::fs::write(&f, "watch = [\n").expect("write");
+        let e = Config::load(&f).expect_err("syntax").0;
+        assert!(e.starts_with(&format!("{}:", f.display())), "{e}");
+    }
 }

@@ -533,17 +533,19 @@ fn config_url(section: &str, key: &str, raw: &str) -> Result<url::Url, Connector
     Ok(u)
 }
 
+/// A JSON object literal as a params map, for tests.
+#[cfg(test)]
+pub(crate) fn params(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn params(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
 
     #[test]
     fn numbered_params_must_run_without_gaps() {

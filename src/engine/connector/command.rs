@@ -335,21 +335,14 @@ pub(crate) async fn run(call: &CommandCall) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::connector::{ConnectorConfig, Connectors};
-    use serde_json::{json, Map};
+    use crate::engine::connector::{params, ConnectorConfig, Connectors};
+    use serde_json::json;
 
     fn connectors(allow: &[&str], timeout: u64) -> Connectors {
         let mut c = ConnectorConfig::default();
         c.command.allow = allow.iter().map(|s| s.to_string()).collect();
         c.command.timeout_seconds = timeout;
         Connectors::from_config(&c, "/tmp/bl.txt".into()).expect("config")
-    }
-
-    fn params(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
     }
 
     #[test]

@@ -297,8 +297,8 @@ pub fn message(call: &EmailCall) -> Result<Message, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::engine::connector::{ConnectorConfig, Connectors};
-    use serde_json::{json, Map, Value};
+    use crate::engine::connector::{params, ConnectorConfig, Connectors};
+    use serde_json::json;
 
     fn connectors() -> Connectors {
         let mut c = ConnectorConfig::default();
@@ -308,13 +308,6 @@ mod tests {
         c.email.allow_recipients = vec!["oncall@partner.example".into()];
         c.email.allow_domains = vec!["soc.example".into()];
         Connectors::from_config(&c, "/tmp/bl.txt".into()).expect("config")
-    }
-
-    fn params(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
     }
 
     #[test]

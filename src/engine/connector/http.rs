@@ -4,7 +4,7 @@
 //! or query components), header checks and bearer tokens read from the environment at send
 //! time. Never follows redirects and never logs or prints a token.
 
-use super::{check_len, no_line_breaks, quoted, scalar_text, ConnectorError, Params};
+use super::{check_len, no_line_breaks, scalar_text, ConnectorError, Params};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -558,7 +558,7 @@ pub(crate) async fn send(call: &HttpCall) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::connector::{ConnectorConfig, Connectors};
+    use crate::engine::connector::{params, ConnectorConfig, Connectors};
     use serde_json::json;
 
     fn apis(base: &str, token_env: &str) -> Connectors {
@@ -572,13 +572,6 @@ mod tests {
             },
         );
         Connectors::from_config(&c, "/tmp/bl.txt".into()).expect("config")
-    }
-
-    fn params(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
     }
 
     #[test]
