@@ -74,7 +74,7 @@ fn default_timeout() -> u64 {
 pub const MAX_SUBJECT_BYTES: usize = 998;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
+enum Encryption {
     None,
     StartTls,
     Wrapper,
@@ -84,7 +84,7 @@ enum Tls {
 pub(crate) struct Mailer {
     relay: String,
     port: u16,
-    tls: Tls,
+    tls: Encryption,
     username: Option<String>,
     password_env: Option<String>,
     from: Address,
@@ -128,9 +128,9 @@ impl Mailer {
         };
         let bad = |why: String| ConnectorError::config("email", why);
         let tls = match c.tls.as_str() {
-            "none" => Tls::None,
-            "starttls" => Tls::StartTls,
-            "tls" => Tls::Wrapper,
+            "none" => Encryption::None,
+            "starttls" => Encryption::StartTls,
+            "tls" => Encryption::Wrapper,
             other => return Err(bad(format!("tls {other:?}: one of starttls, tls, none"))),
         };
         if relay.contains(['/', ' ', '@']) {
@@ -152,9 +152,9 @@ impl Mailer {
             })
             .collect::<Result<_, _>>()?;
         let port = match (c.port, tls) {
-            (0, Tls::None) => 25,
-            (0, Tls::StartTls) => 587,
-            (0, Tls::Wrapper) => 465,
+            (0, Encryption::None) => 25,
+            (0, Encryption::StartTls) => 587,
+            (0, Encryption::Wrapper) => 465,
             (p, _) => p,
         };
         Ok(Some(Mailer {
@@ -220,9 +220,9 @@ impl Mailer {
         }
         check_len("body", &body, super::MAX_VALUE_BYTES)?;
         let mode = match self.tls {
-            Tls::None => "no TLS",
-            Tls::StartTls => "STARTTLS",
-            Tls::Wrapper => "TLS",
+            Encryption::None => "no TLS",
+            Encryption::StartTls => "STARTTLS",
+            Encryption::Wrapper => "TLS",
         };
         Ok(EmailCall {
             relay: format!("smtp://{}:{} ({mode})", self.relay, self.port),
@@ -239,10 +239,14 @@ impl Mailer {
         let what = format!("mail to {} via {}", call.to, call.relay);
         let msg = message(call).map_err(|e| format!("{what}: {e}"))?;
         let builder = match self.tls {
-            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay),
-            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.relay)
-                .map_err(|e| format!("{what}: {e}"))?,
-            Tls::Wrapper => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.relay)
+            Encryption::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay)
+            }
+            Encryption::StartTls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.relay)
+                    .map_err(|e| format!("{what}: {e}"))?
+            }
+            Encryption::Wrapper => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.relay)
                 .map_err(|e| format!("{what}: {e}"))?,
         };
         let mut builder = builder
