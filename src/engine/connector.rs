@@ -197,32 +197,17 @@ impl Connectors {
         let call = match kind {
             "blocklist" => Call::Blocklist(self.blocklist.prepare(&mut p)?),
             "webhook" => Call::Http(
-                self.webhook
-                    .as_ref()
-                    .ok_or(ConnectorError::NotConfigured(
-                        "webhook",
-                        "[connectors.webhook] url",
-                    ))?
+                configured(&self.webhook, "webhook", "[connectors.webhook] url")?
                     .prepare(&mut p, idempotency_key)?,
             ),
             "slack" => Call::Http(
-                self.slack
-                    .as_ref()
-                    .ok_or(ConnectorError::NotConfigured(
-                        "slack",
-                        "[connectors.slack] url",
-                    ))?
+                configured(&self.slack, "slack", "[connectors.slack] url")?
                     .prepare(&mut p, idempotency_key)?,
             ),
             "http" => Call::Http(self.http.prepare(&mut p, idempotency_key)?),
             "command" => Call::Command(self.command.prepare(&mut p, idempotency_key)?),
             "email" => Call::Email(
-                self.email
-                    .as_ref()
-                    .ok_or(ConnectorError::NotConfigured(
-                        "email",
-                        "[connectors.email] relay and from",
-                    ))?
+                configured(&self.email, "email", "[connectors.email] relay and from")?
                     .prepare(&mut p, idempotency_key)?,
             ),
             other => return Err(ConnectorError::Unknown(other.to_string())),
@@ -302,6 +287,16 @@ impl Connectors {
             Err(detail) => Outcome { ok: false, detail },
         }
     }
+}
+
+/// The connector if it is configured, else which setting is missing.
+fn configured<'a, T>(
+    c: &'a Option<T>,
+    kind: &'static str,
+    setting: &'static str,
+) -> Result<&'a T, ConnectorError> {
+    c.as_ref()
+        .ok_or(ConnectorError::NotConfigured(kind, setting))
 }
 
 /// A step's rendered params as one connector reads them: each read marks the param as placed,

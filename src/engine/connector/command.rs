@@ -345,6 +345,15 @@ mod tests {
         Connectors::from_config(&c, "/tmp/bl.txt".into()).expect("config")
     }
 
+    /// Where this system keeps a coreutils program.
+    fn coreutil(name: &str) -> String {
+        ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| format!("{d}/{name}"))
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| panic!("{name} is part of coreutils"))
+    }
+
     #[test]
     fn config_refuses_relative_paths_and_interpreters() {
         for bad in [
@@ -401,10 +410,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_is_captured_and_the_key_is_in_the_environment() {
-        let printenv = ["/usr/bin/printenv", "/bin/printenv"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("printenv is part of coreutils");
+        let printenv = &coreutil("printenv");
         let c = connectors(&[printenv], 5);
         let out = c
             .execute(
@@ -425,10 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_command_past_its_timeout_is_killed() {
-        let sleep = ["/usr/bin/sleep", "/bin/sleep"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("sleep is part of coreutils");
+        let sleep = &coreutil("sleep");
         let c = connectors(&[sleep], 1);
         let out = c
             .execute(
@@ -443,10 +446,7 @@ mod tests {
 
     #[tokio::test]
     async fn failing_commands_report_status_and_stderr() {
-        let ls = ["/usr/bin/ls", "/bin/ls"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("ls is part of coreutils");
+        let ls = &coreutil("ls");
         let c = connectors(&[ls], 5);
         let out = c
             .execute(
