@@ -415,6 +415,10 @@ async fn injection_corpus_through_every_sink() {
     cfg.email.allow_domains = vec!["soc.example".into()];
     let connectors = Connectors::from_config(&cfg, blocklist_path.clone()).expect("connectors");
     let pb = playbook::parse(&playbook_yaml(printf), "corpus.yaml", &connectors).expect("playbook");
+    for step in &pb.steps {
+        Connectors::check_params(&step.connector, step.params.keys().map(String::as_str))
+            .expect("every param name has a place");
+    }
     let allowed_prefix: BTreeMap<&str, &str> = [
         ("webhook", "/hooks/vigil"),
         ("slack", "/slack/services/T0/B0/SLACKSECRET"),

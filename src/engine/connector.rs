@@ -181,6 +181,27 @@ impl Connectors {
         Self::KINDS.contains(&kind)
     }
 
+    /// Check a step's param names before any alert arrives (for `playbook check`): every
+    /// required name is there and every name has a place. Values are checked when the step is
+    /// rendered for an alert.
+    ///
+    /// # Errors
+    /// Unknown connector, a missing required param, or a name the connector does not place.
+    pub fn check_params<'a>(
+        kind: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ConnectorError> {
+        let schema = Schema::of(kind).ok_or_else(|| ConnectorError::Unknown(kind.into()))?;
+        let names: Vec<&str> = names.into_iter().collect();
+        if let Some(missing) = schema.required.iter().find(|r| !names.contains(r)) {
+            return Err(ConnectorError::MissingParam(missing.to_string()));
+        }
+        match names.iter().find(|n| !schema.places(n)) {
+            Some(n) => Err(schema.unplaced(n)),
+            None => Ok(()),
+        }
+    }
+
     /// Validate `params` and place every value: the exact call `execute` would make with
     /// `idempotency_key`, without making it. Secrets (bearer tokens, the Slack webhook path,
     /// SMTP passwords) are masked in what this prints; they are read only when sending.
@@ -395,22 +416,87 @@ impl<'a> Params<'a> {
         let Some(left) = self.map.keys().find(|k| !self.placed.contains(k.as_str())) else {
             return Ok(());
         };
-        let (connector, expected) = match kind {
-            "blocklist" => ("blocklist", "entry"),
-            "slack" => ("slack", "text"),
-            "http" => (
+        let schema = Schema::of(kind).ok_or_else(|| ConnectorError::Unknown(kind.into()))?;
+        Err(schema.unplaced(left))
+    }
+}
+
+/// The param names a connector places: what `playbook check` can verify before any alert
+/// arrives, and what an unplaced param's error lists.
+struct Schema {
+    kind: &'static str,
+    required: &'static [&'static str],
+    /// Exact names, and `PREFIX.` families (`path.` takes `path.1`, `path.2`, ...).
+    names: &'static [&'static str],
+    numbered: &'static [&'static str],
+    named: &'static [&'static str],
+    expected: &'static str,
+}
+
+impl Schema {
+    fn of(kind: &str) -> Option<Schema> {
+        let s = |kind, required, names, numbered, named, expected| Schema {
+            kind,
+            required,
+            names,
+            numbered,
+            named,
+            expected,
+        };
+        Some(match kind {
+            "blocklist" => s("blocklist", &["entry"], &["entry"], &[], &[], "entry"),
+            "webhook" => s("webhook", &[], &[], &[], &[], "any name"),
+            "slack" => s("slack", &["text"], &["text"], &[], &[], "text"),
+            "http" => s(
                 "http",
+                &["api", "method"],
+                &["api", "method"],
+                &["path"],
+                &["query", "header", "body"],
                 "api, method, path.N, query.NAME, header.NAME, body.FIELD",
             ),
-            "command" => ("command", "program, arg.N, operand.N"),
-            "email" => ("email", "to, subject, body"),
-            _ => ("webhook", "any name"),
-        };
-        Err(ConnectorError::UnknownParam {
-            connector,
-            param: left.clone(),
-            expected,
+            "command" => s(
+                "command",
+                &["program"],
+                &["program"],
+                &["arg", "operand"],
+                &[],
+                "program, arg.N, operand.N",
+            ),
+            "email" => s(
+                "email",
+                &["to", "subject", "body"],
+                &["to", "subject", "body"],
+                &[],
+                &[],
+                "to, subject, body",
+            ),
+            _ => return None,
         })
+    }
+
+    fn places(&self, name: &str) -> bool {
+        let family = |prefixes: &[&str], ok: &dyn Fn(&str) -> bool| {
+            prefixes.iter().any(|p| {
+                name.strip_prefix(p)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(ok)
+            })
+        };
+        self.kind == "webhook"
+            || self.names.contains(&name)
+            || family(self.numbered, &|r| {
+                r.parse::<usize>().is_ok_and(|n| n >= 1) && !r.starts_with('0')
+            })
+            || family(self.named, &|r| !r.is_empty())
+    }
+
+    fn unplaced(&self, param: &str) -> ConnectorError {
+        ConnectorError::UnknownParam {
+            connector: self.kind,
+            param: param.to_string(),
+            expected: self.expected,
+        }
     }
 }
 
@@ -573,6 +659,47 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "param `entyr` has no place in a blocklist call (expected entry)"
+        );
+    }
+
+    #[test]
+    fn param_names_are_checked_without_values() {
+        assert_eq!(
+            Connectors::check_params(
+                "http",
+                [
+                    "api",
+                    "method",
+                    "path.1",
+                    "path.2",
+                    "query.q",
+                    "header.X-A",
+                    "body.a.b"
+                ]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            Connectors::check_params("command", ["program", "arg.1", "operand.1"]),
+            Ok(())
+        );
+        assert_eq!(
+            Connectors::check_params("command", ["program", "arg.0"]).map_err(|e| e.to_string()),
+            Err(
+                "param `arg.0` has no place in a command call (expected program, arg.N, operand.N)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            Connectors::check_params("email", ["to", "subject"]),
+            Err(ConnectorError::MissingParam("body".into()))
+        );
+        assert!(Connectors::check_params("blocklist", ["entry", "entyr"]).is_err());
+        assert!(Connectors::check_params("http", ["api", "method", "header."]).is_err());
+        assert_eq!(Connectors::check_params("webhook", ["anything"]), Ok(()));
+        assert_eq!(
+            Connectors::check_params("ssh", ["x"]),
+            Err(ConnectorError::Unknown("ssh".into()))
         );
     }
 
