@@ -336,15 +336,11 @@ impl Setup {
         Ok(Setup { paths, config, db })
     }
 
-    pub fn connectors(&self) -> Connectors {
-        let c = &self.config.connectors;
-        Connectors {
-            blocklist_path: non_empty(&c.blocklist.path)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| self.paths.default_blocklist()),
-            webhook_url: non_empty(&c.webhook.url).map(str::to_string),
-            webhook_timeout: std::time::Duration::from_secs(c.webhook.timeout_seconds.max(1)),
-        }
+    /// # Errors
+    /// A connector setting that does not validate (normally caught when the config loads).
+    pub fn connectors(&self) -> Result<Connectors, Failure> {
+        Connectors::from_config(&self.config.connectors, self.paths.default_blocklist())
+            .map_err(|e| Failure::Usage(format!("{}: {e}", self.paths.config_file().display())))
     }
 
     pub fn model(&self, flag: Option<&Path>) -> Result<Model, crate::engine::model::ModelError> {
@@ -357,7 +353,7 @@ impl Setup {
     /// # Errors
     /// Broken playbooks (all of them listed, one per line joined).
     pub fn pipeline(&self, model_flag: Option<&Path>) -> Result<Pipeline, Failure> {
-        let connectors = self.connectors();
+        let connectors = self.connectors()?;
         let dir = non_empty(&self.config.playbooks.dir).map(Path::new);
         let playbooks = playbook::load(dir, &connectors).map_err(|errs| {
             Failure::Usage(
@@ -1241,7 +1237,7 @@ fn audit_checkpoint(setup: &Setup) -> Result<ExitCode, Failure> {
 }
 
 fn playbook_check(setup: &Setup, dir: Option<&Path>) -> Result<ExitCode, Failure> {
-    let connectors = setup.connectors();
+    let connectors = setup.connectors()?;
     let dir = dir.or(non_empty(&setup.config.playbooks.dir).map(Path::new));
     match playbook::load(dir, &connectors) {
         Ok(pbs) => {
@@ -1287,7 +1283,7 @@ fn with_responder<T>(
     f: impl AsyncFnOnce(&crate::engine::respond::Responder) -> anyhow::Result<T>,
 ) -> Result<T, Failure> {
     let _ = open_existing(&setup.db)?;
-    let connectors = Arc::new(setup.connectors());
+    let connectors = Arc::new(setup.connectors()?);
     let rt = runtime()?;
     let out = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -120,25 +120,8 @@ pub struct PlaybookConfig {
     pub dir: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorConfig {
-    pub blocklist: BlocklistConfig,
-    pub webhook: WebhookConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlocklistConfig {
-    pub path: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    pub url: String,
-    pub timeout_seconds: u64,
-}
+/// `[connectors.NAME]`: each connector owns its own settings type.
+pub use crate::engine::connector::ConnectorConfig;
 
 /// A configuration problem, one line naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +201,10 @@ impl Config {
         c.ingest
             .compile()
             .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
+        // Build the connectors once here so a bad URL or allowlist entry stops start-up with
+        // the file's name, not the first approved action.
+        crate::engine::connector::Connectors::from_config(&c.connectors, PathBuf::new())
+            .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
         Ok(c)
     }
 }
@@ -260,6 +247,41 @@ mod tests {
             e.starts_with(&format!("{}: unknown field `hihg`", f.display())),
             "{e}"
         );
+        std::fs::write(&f, "watch = [\n").expect("write");
+        let e = Config::load(&f).expect_err("syntax").0;
+        assert!(e.starts_with(&format!("{}:", f.display())), "{e}");
+    }
+
+    #[test]
+    fn connector_settings_merge_and_are_checked_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("config.toml");
+        std::fs::write(
+            &f,
+            "[connectors.webhook]\nurl = \"https://hooks.example.com/v\"\n\
+             [connectors.http.api.edr]\nbase_url = \"https://edr.example.com/api\"\ntoken_env = \"EDR\"\n",
+        )
+        .expect("write");
+        let c = Config::load(&f).expect("loads");
+        assert_eq!(c.connectors.webhook.timeout_seconds, 10, "default kept");
+        assert_eq!(c.connectors.http.api["edr"].token_env, "EDR");
+        assert_eq!(c.connectors.command.timeout_seconds, 30);
+        std::fs::write(&f, "[connectors.command]\nallow = [\"printf\"]\n").expect("write");
+        let e = Config::load(&f).expect_err("relative").0;
+        assert_eq!(
+            e,
+            format!(
+                "{}: [connectors.command] allow: \"printf\" is not an absolute path without `.` or `..`",
+                f.display()
+            )
+        );
+        std::fs::write(
+            &f,
+            "[connectors.email]\nrelay = \"smtp.example.com\"\ntls = \"maybe\"\n",
+        )
+        .expect("write");
+        let e = Config::load(&f).expect_err("tls").0;
+        assert!(e.contains("[connectors.email] tls \"maybe\""), "{e}");
         std::fs::write(&f, "watch = [\n").expect("write");
         let e = Config::load(&f).expect_err("syntax").0;
         assert!(e.starts_with(&format!("{}:", f.display())), "{e}");

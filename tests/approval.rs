@@ -76,11 +76,11 @@ impl World {
         let pb = dir.path().join("playbooks");
         std::fs::create_dir_all(&pb).expect("mkdir");
         std::fs::write(pb.join("contain.yaml"), PLAYBOOK.replace("REVERT", revert)).expect("write");
-        let connectors = Arc::new(Connectors {
-            blocklist_path: dir.path().join("bl.txt"),
-            webhook_url: Some(format!("{}/hook", server.uri())),
-            webhook_timeout: Duration::from_secs(5),
-        });
+        let connectors = Arc::new(
+            Connectors::new(dir.path().join("bl.txt"))
+                .with_webhook(&format!("{}/hook", server.uri()), Duration::from_secs(5))
+                .expect("webhook url"),
+        );
         let playbooks = vigil::engine::playbook::load(Some(&pb), &connectors).expect("playbooks");
         let pipeline = Pipeline {
             scorer: Scorer::new(Model::embedded(), Bands::default()),

@@ -30,11 +30,12 @@ fn fixture_lines(name: &str) -> Vec<String> {
 }
 
 fn pipeline(dir: &Path, webhook: Option<String>, playbooks: Option<&Path>) -> Pipeline {
-    let connectors = Connectors {
-        blocklist_path: dir.join("blocklist.txt"),
-        webhook_url: webhook,
-        webhook_timeout: Duration::from_secs(5),
-    };
+    let mut connectors = Connectors::new(dir.join("blocklist.txt"));
+    if let Some(url) = webhook {
+        connectors = connectors
+            .with_webhook(&url, Duration::from_secs(5))
+            .expect("webhook url");
+    }
     let playbooks = vigil::engine::playbook::load(playbooks, &connectors).expect("playbooks");
     Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),

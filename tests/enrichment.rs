@@ -252,11 +252,7 @@ async fn the_engine_stores_first_and_enriches_after() {
     let watched = home.path().join("eve.json");
     std::fs::copy(repo("tests/fixtures/feodo-c2-alert.json"), &watched).expect("copy");
     let db = home.path().join("vigil.db");
-    let connectors = Connectors {
-        blocklist_path: home.path().join("blocklist.txt"),
-        webhook_url: None,
-        webhook_timeout: Duration::from_secs(5),
-    };
+    let connectors = Connectors::new(home.path().join("blocklist.txt"));
     let pipeline = Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(Vec::new()),

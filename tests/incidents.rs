@@ -125,7 +125,16 @@ steps:
     connector: blocklist
     params:
       entry: "${alert.source.ip}"
-      note: "${incident.alert_count} alerts"
+    rollback:
+      connector: blocklist
+      params:
+        entry: "${alert.source.ip}"
+        op: remove
+  - id: tell
+    title: Tell the channel how big the burst is
+    connector: blocklist
+    params:
+      entry: "${incident.alert_count}.burst.example"
 "#,
     )
     .expect("playbook");
@@ -145,10 +154,22 @@ steps:
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    // Alerts 5, 6 and 7 each match; they render different notes, so three proposals.
-    let notes: Vec<&str> = actions
+    // Alerts 5, 6 and 7 each match: the block is one call (same source, deduplicated); the
+    // counts differ, so three notes.
+    let entries: Vec<&str> = actions
         .iter()
-        .filter_map(|a| a["params"]["note"].as_str())
+        .filter_map(|a| a["params"]["entry"].as_str())
         .collect();
-    assert_eq!(notes, ["5 alerts", "6 alerts", "7 alerts"]);
+    assert_eq!(
+        entries,
+        [
+            "203.0.113.5",
+            "5.burst.example",
+            "6.burst.example",
+            "7.burst.example"
+        ]
+    );
+    assert!(actions[0]["rollback"]["rendered"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("remove 203.0.113.5 from blocklist")));
 }

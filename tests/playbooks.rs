@@ -45,7 +45,7 @@ fn broken_playbooks_name_file_line_and_column() {
     assert_eq!(code, Some(1));
     let d = dir.display();
     let expected = [
-        format!("{d}/connector.yaml:10:16: playbook bad-connector: step one: unknown connector `telnet` (known: blocklist, webhook)"),
+        format!("{d}/connector.yaml:10:16: playbook bad-connector: step one: unknown connector `telnet` (known: blocklist, webhook, slack, http, command, email)"),
         format!("{d}/duration.yaml:11:14: playbook bad-duration: step one: `soon` is not a duration like 90s, 15m, 1h or 2d"),
         format!("{d}/operators.yaml:5:14: playbook two-ops: match on `rule.name`: give exactly one of equals, one_of, contains, contains_any, gte, lte, exists"),
         format!("{d}/syntax.yaml:6:17: expected string scalar"),

@@ -103,11 +103,7 @@ fn help_overlay_lists_the_bindings_in_force() {
 /// Ingest `lines` into a fresh database through the real writer; return its path.
 fn database_with(dir: &Path, lines: &str) -> PathBuf {
     let db = dir.join("vigil.db");
-    let connectors = Connectors {
-        blocklist_path: PathBuf::from("/var/lib/vigil/blocklist.txt"),
-        webhook_url: None,
-        webhook_timeout: Duration::from_secs(1),
-    };
+    let connectors = Connectors::new(PathBuf::from("/var/lib/vigil/blocklist.txt"));
     let pipeline = Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
@@ -386,11 +382,7 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
         format!("{}\n", mirai.lines().next().expect("line")),
     )
     .expect("write");
-    let connectors = Connectors {
-        blocklist_path: dir.path().join("blocklist.txt"),
-        webhook_url: None,
-        webhook_timeout: Duration::from_secs(1),
-    };
+    let connectors = Connectors::new(dir.path().join("blocklist.txt"));
     let pipeline = Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
         playbooks: Arc::new(vigil::engine::playbook::load(None, &connectors).expect("playbooks")),
