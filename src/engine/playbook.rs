@@ -628,10 +628,36 @@ pub fn parse(text: &str, source: &str, connectors: &Connectors) -> Result<Playbo
 }
 
 /// The playbooks shipped in `playbooks/`, compiled in so vigil proposes actions with no setup.
-pub const EMBEDDED: &[(&str, &str)] = &[(
-    "playbooks/c2-contain.yaml",
-    include_str!("../../playbooks/c2-contain.yaml"),
-)];
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "playbooks/c2-contain.yaml",
+        include_str!("../../playbooks/c2-contain.yaml"),
+    ),
+    (
+        "playbooks/brute-force.yaml",
+        include_str!("../../playbooks/brute-force.yaml"),
+    ),
+    (
+        "playbooks/lateral-movement.yaml",
+        include_str!("../../playbooks/lateral-movement.yaml"),
+    ),
+    (
+        "playbooks/phishing.yaml",
+        include_str!("../../playbooks/phishing.yaml"),
+    ),
+    (
+        "playbooks/data-exfiltration.yaml",
+        include_str!("../../playbooks/data-exfiltration.yaml"),
+    ),
+    (
+        "playbooks/malware-on-host.yaml",
+        include_str!("../../playbooks/malware-on-host.yaml"),
+    ),
+    (
+        "playbooks/malicious-powershell.yaml",
+        include_str!("../../playbooks/malicious-powershell.yaml"),
+    ),
+];
 
 /// Load the embedded playbooks, or every `*.yaml`/`*.yml` file in `dir`.
 ///
