@@ -761,11 +761,7 @@ fn ingest(
     // Duplicates are found first so the incident is known before the row is written: each row
     // is written once, with its incident, instead of inserted and then rewritten.
     let mut exists = tx.prepare_cached("SELECT 1 FROM alerts WHERE fingerprint = ?1")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
-           destination_ip, risk, band, score, alert, original, source_file, source_line, incident_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
+    let mut insert = tx.prepare_cached(INSERT_ALERT)?;
     let mut in_batch = std::collections::HashSet::new();
     for r in &b.alerts {
         if !in_batch.insert(r.fingerprint.as_str()) || exists.exists([&r.fingerprint])? {
@@ -773,27 +769,7 @@ fn ingest(
             continue;
         }
         let incident = incidents.assign(tx, &r.alert, r.score.risk(), &cfg.incident_rules)?;
-        insert.execute(params![
-            r.fingerprint,
-            ts(&r.alert.timestamp),
-            ingested_at,
-            r.alert.module,
-            r.alert.severity.level(),
-            r.alert.rule_name,
-            r.alert.source_ip.map(|i| i.to_string()),
-            r.alert.destination_ip.map(|i| i.to_string()),
-            r.score.risk(),
-            match &r.score {
-                Score::Scored { band, .. } => Some(band.label()),
-                Score::Unscored { .. } => None,
-            },
-            r.score_json,
-            r.alert_json,
-            r.alert.original,
-            b.file,
-            r.line_no as i64,
-            incident,
-        ])?;
+        insert_alert(&mut insert, r, &ingested_at, &b.file, incident)?;
         s.alerts += 1;
         let alert_id = tx.last_insert_rowid();
         for p in &r.proposals {
@@ -844,6 +820,42 @@ fn ingest(
     Ok(IngestOutcome::Committed(s))
 }
 
+/// The one way an alert row is written (the real path and the benchmark baseline share it).
+const INSERT_ALERT: &str =
+    "INSERT INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
+       destination_ip, risk, band, score, alert, original, source_file, source_line, incident_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+fn insert_alert(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    r: &ReadyAlert,
+    at: &str,
+    file: &str,
+    incident: Option<i64>,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        r.fingerprint,
+        ts(&r.alert.timestamp),
+        at,
+        r.alert.module,
+        r.alert.severity.level(),
+        r.alert.rule_name,
+        r.alert.source_ip.map(|i| i.to_string()),
+        r.alert.destination_ip.map(|i| i.to_string()),
+        r.score.risk(),
+        match &r.score {
+            Score::Scored { band, .. } => Some(band.label()),
+            Score::Unscored { .. } => None,
+        },
+        r.score_json,
+        r.alert_json,
+        r.alert.original,
+        file,
+        r.line_no as i64,
+        incident,
+    ])
+}
+
 /// Insert a batch's alert rows with a plain prepared INSERT in one transaction and nothing
 /// else: the baseline `vigil bench ingest` compares the real path against.
 ///
@@ -852,33 +864,10 @@ fn ingest(
 pub fn insert_raw(conn: &Connection, b: &IngestBatch) -> rusqlite::Result<()> {
     let tx = conn.unchecked_transaction()?;
     {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO alerts (fingerprint, ts, ingested_at, module, severity, rule_name, source_ip,
-               destination_ip, risk, band, score, alert, original, source_file, source_line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
+        let mut stmt = tx.prepare_cached(INSERT_ALERT)?;
         let at = now();
         for r in &b.alerts {
-            stmt.execute(params![
-                r.fingerprint,
-                ts(&r.alert.timestamp),
-                at,
-                r.alert.module,
-                r.alert.severity.level(),
-                r.alert.rule_name,
-                r.alert.source_ip.map(|i| i.to_string()),
-                r.alert.destination_ip.map(|i| i.to_string()),
-                r.score.risk(),
-                match &r.score {
-                    Score::Scored { band, .. } => Some(band.label()),
-                    Score::Unscored { .. } => None,
-                },
-                r.score_json,
-                r.alert_json,
-                r.alert.original,
-                b.file,
-                r.line_no as i64,
-            ])?;
+            insert_alert(&mut stmt, r, &at, &b.file, None)?;
         }
     }
     tx.commit()

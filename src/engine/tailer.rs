@@ -604,6 +604,24 @@ fn has_complete_line_after(file: &File, offset: u64, len: u64) -> bool {
     read_at(&mut f, offset, (len - offset).min(1 << 20) as usize).is_ok_and(|b| b.contains(&b'\n'))
 }
 
+impl Tracked {
+    /// A chunk of this file from `from` to the read position.
+    fn chunk(&self, key: Key, from: u64, lines: Vec<RawLine>, document: Option<Vec<u8>>) -> Chunk {
+        Chunk {
+            key,
+            file_id: self.file_id.clone(),
+            path: self.path.display().to_string(),
+            from_offset: from,
+            initial_offset: self.initial_offset,
+            to_offset: self.read_offset,
+            to_line: self.read_line,
+            format: self.format.clone(),
+            lines,
+            document,
+        }
+    }
+}
+
 fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<Chunk>> {
     let len = t.file.metadata()?.len();
     t.len_seen = t.len_seen.max(len);
@@ -618,18 +636,7 @@ fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<C
         }
         let from = t.read_offset;
         t.read_offset = doc.len() as u64;
-        return Ok(Some(Chunk {
-            key,
-            file_id: t.file_id.clone(),
-            path: t.path.display().to_string(),
-            from_offset: from,
-            initial_offset: t.initial_offset,
-            to_offset: t.read_offset,
-            to_line: t.read_line,
-            format: t.format.clone(),
-            lines: Vec::new(),
-            document: Some(doc),
-        }));
+        return Ok(Some(t.chunk(key, from, Vec::new(), Some(doc))));
     }
     if len <= t.read_offset {
         return Ok(None);
@@ -647,40 +654,19 @@ fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<C
             let from = t.read_offset;
             t.read_offset += buf.len() as u64;
             t.read_line += 1;
-            return Ok(Some(Chunk {
-                key,
-                file_id: t.file_id.clone(),
-                path: t.path.display().to_string(),
-                from_offset: from,
-                initial_offset: t.initial_offset,
-                to_offset: t.read_offset,
-                to_line: t.read_line,
-                format: t.format.clone(),
-                lines: vec![RawLine {
-                    byte_offset: from,
-                    line_no: t.read_line,
-                    bytes: buf,
-                }],
-                document: None,
-            }));
+            let line = RawLine {
+                byte_offset: from,
+                line_no: t.read_line,
+                bytes: buf,
+            };
+            return Ok(Some(t.chunk(key, from, vec![line], None)));
         }
         return Ok(None); // a partial last line: wait for its newline
     }
     let from = t.read_offset;
     t.read_offset += used as u64;
     t.read_line += lines.len() as u64;
-    Ok(Some(Chunk {
-        key,
-        file_id: t.file_id.clone(),
-        path: t.path.display().to_string(),
-        from_offset: from,
-        initial_offset: t.initial_offset,
-        to_offset: t.read_offset,
-        to_line: t.read_line,
-        format: t.format.clone(),
-        lines,
-        document: None,
-    }))
+    Ok(Some(t.chunk(key, from, lines, None)))
 }
 
 /// True when `doc` is a complete JSON document (an incomplete one is still being written).
