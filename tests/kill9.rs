@@ -154,9 +154,11 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
     // One last run catches up, then stops cleanly on SIGTERM.
     let child = daemon(home.path(), &logs);
+    // Catching up is bounded by the amount written (a debug build on a busy machine ingests a
+    // few thousand alerts a second), not by a fixed time.
     wait_until(
         &data,
-        Duration::from_secs(120),
+        Duration::from_secs(60 + total as u64 / 500),
         "the daemon to catch up",
         || db.alerts() >= total,
     );

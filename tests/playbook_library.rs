@@ -158,3 +158,49 @@ fn risky_steps_need_two_analysts_and_carry_their_undo() {
         }
     }
 }
+
+/// `for_each` over indicators: one proposal per public address of the real C2 alert, with
+/// `${ioc.value}` bound to each; private addresses are never in `ioc.ip_public`.
+#[test]
+fn for_each_proposes_once_per_indicator() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let pb = home.path().join("playbooks");
+    std::fs::create_dir_all(&pb).expect("mkdir");
+    std::fs::create_dir_all(home.path().join("config")).expect("mkdir");
+    std::fs::write(
+        pb.join("each.yaml"),
+        r#"
+name: block-every-public-address
+description: test
+match:
+  all:
+    - field: rule.name
+      contains: Mirai
+steps:
+  - id: block
+    title: Block one address
+    for_each: ioc.ip_public
+    connector: blocklist
+    params:
+      entry: "${ioc.value}"
+"#,
+    )
+    .expect("playbook");
+    std::fs::write(
+        home.path().join("config/config.toml"),
+        format!("[playbooks]\ndir = \"{}\"\n", pb.display()),
+    )
+    .expect("config");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/playbooks/alerts/c2-suricata.json");
+    vigil(home.path(), &["ingest", &file.display().to_string()]);
+    let entries: BTreeSet<String> = vigil(home.path(), &["actions"])
+        .iter()
+        .filter_map(|a| a["params"]["entry"].as_str().map(str::to_string))
+        .collect();
+    let want: BTreeSet<String> = ["40.110.35.23", "41.108.52.138"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(entries, want);
+}

@@ -352,3 +352,44 @@ pub fn extract(a: &Alert) -> Vec<Ioc> {
 
 #[cfg(test)]
 mod tests;
+
+/// The lists a playbook can iterate with `for_each: ioc.KEY`: one per kind, plus `ip_public`
+/// (public IPv4 and IPv6 addresses: the ones worth blocking).
+pub const LIST_KEYS: &[&str] = &[
+    "ip_public",
+    "ipv4",
+    "ipv6",
+    "domain",
+    "url",
+    "email",
+    "md5",
+    "sha1",
+    "sha256",
+    "user_name",
+    "host_name",
+    "cve",
+];
+
+/// An alert's indicators grouped for playbooks: `{"ipv4": [...], "domain": [...], ...,
+/// "ip_public": [...]}`, each list in order of first appearance, without repeats.
+pub fn for_playbooks(iocs: &[Ioc]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for key in LIST_KEYS {
+        m.insert((*key).to_string(), serde_json::Value::Array(Vec::new()));
+    }
+    let mut push = |key: &str, v: &str| {
+        if let Some(serde_json::Value::Array(list)) = m.get_mut(key) {
+            let v = serde_json::Value::String(v.to_string());
+            if !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    };
+    for i in iocs {
+        push(&i.kind.label().replace('-', "_"), &i.value);
+        if matches!(i.kind, IocKind::Ipv4 | IocKind::Ipv6) && i.class == Some(IpClass::Public) {
+            push("ip_public", &i.value);
+        }
+    }
+    serde_json::Value::Object(m)
+}

@@ -249,8 +249,15 @@ struct AlertFields<'a> {
 
 impl AlertFields<'_> {
     fn doc(&self) -> &serde_json::Value {
-        self.doc
-            .get_or_init(|| match_document(self.alert, self.score, self.fingerprint))
+        self.doc.get_or_init(|| {
+            let mut doc = match_document(self.alert, self.score, self.fingerprint);
+            if let serde_json::Value::Object(m) = &mut doc {
+                // Indicators only for alerts that reach a playbook: extraction is not free.
+                let iocs = super::ioc::extract(self.alert);
+                m.insert("ioc".into(), super::ioc::for_playbooks(&iocs));
+            }
+            doc
+        })
     }
 }
 

@@ -85,6 +85,10 @@ pub struct Step {
     /// Conditions (all must hold) for this step to be proposed for a matching alert.
     #[serde(default)]
     pub when: Vec<Condition>,
+    /// Propose the step once per indicator of a kind (`ioc.ip_public`, `ioc.domain`, ...), with
+    /// `${ioc.value}` bound to each.
+    #[serde(default)]
+    pub for_each: Option<String>,
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     #[serde(default)]
@@ -338,6 +342,7 @@ impl Playbook {
             "alert": alert_doc,
             "vigil": alert_doc.get("vigil"),
             "incident": alert_doc.get("incident"),
+            "ioc": alert_doc.get("ioc"),
         });
         let mut out = Vec::new();
         let mut skipped = Vec::new();
@@ -345,53 +350,74 @@ impl Playbook {
             if !step.when.iter().all(|c| c.holds(alert_doc)) {
                 continue;
             }
-            let call = match render_call(&step.connector, &step.params, &ctx, connectors) {
-                Ok(c) => c,
-                Err(e) => {
-                    skipped.push(format!("{}/{}: {e}", self.name, step.id));
-                    continue;
-                }
+            // One context per indicator for a `for_each` step; the alert's own otherwise.
+            let contexts: Vec<Value> = match &step.for_each {
+                None => vec![ctx.clone()],
+                Some(list) => get_path(&ctx, list)
+                    .and_then(Value::as_array)
+                    .map(|values| {
+                        values
+                            .iter()
+                            .map(|v| {
+                                let mut c = ctx.clone();
+                                if let Some(Value::Object(ioc)) = c.get_mut("ioc") {
+                                    ioc.insert("value".into(), v.clone());
+                                }
+                                c
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             };
-            let rollback = match &step.rollback {
-                Some(r) => match render_call(&r.connector, &r.params, &ctx, connectors) {
-                    Ok(c) => Some(c),
+            for ctx in &contexts {
+                let call = match render_call(&step.connector, &step.params, ctx, connectors) {
+                    Ok(c) => c,
                     Err(e) => {
-                        // An action that could not be undone as written is not proposed.
-                        skipped.push(format!("{}/{} rollback: {e}", self.name, step.id));
+                        skipped.push(format!("{}/{}: {e}", self.name, step.id));
                         continue;
                     }
-                },
-                None => None,
-            };
-            let secs = |d: &Option<String>, default: u64| {
-                d.as_deref()
-                    .and_then(|d| parse_duration(d).ok())
-                    .unwrap_or(default)
-            };
-            out.push(ProposedAction {
-                playbook: self.name.clone(),
-                step: step.id.clone(),
-                title: step.title.clone(),
-                connector: call.connector,
-                call_hash: call.call_hash,
-                params: call.params,
-                rendered: call.rendered,
-                approval: step.approval,
-                step_index: index as u32,
-                approval_expires_seconds: secs(
-                    &step.approval_expires,
-                    DEFAULT_APPROVAL_EXPIRY_SECONDS,
-                ),
-                retry: step.retry,
-                timeout_seconds: secs(&step.timeout, DEFAULT_TIMEOUT_SECONDS),
-                on_error: step.on_error,
-                revert_after_seconds: step
-                    .rollback
-                    .as_ref()
-                    .and_then(|r| r.revert_after.as_deref())
-                    .and_then(|d| parse_duration(d).ok()),
-                rollback,
-            });
+                };
+                let rollback = match &step.rollback {
+                    Some(r) => match render_call(&r.connector, &r.params, ctx, connectors) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            // An action that could not be undone as written is not proposed.
+                            skipped.push(format!("{}/{} rollback: {e}", self.name, step.id));
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let secs = |d: &Option<String>, default: u64| {
+                    d.as_deref()
+                        .and_then(|d| parse_duration(d).ok())
+                        .unwrap_or(default)
+                };
+                out.push(ProposedAction {
+                    playbook: self.name.clone(),
+                    step: step.id.clone(),
+                    title: step.title.clone(),
+                    connector: call.connector,
+                    call_hash: call.call_hash,
+                    params: call.params,
+                    rendered: call.rendered,
+                    approval: step.approval,
+                    step_index: index as u32,
+                    approval_expires_seconds: secs(
+                        &step.approval_expires,
+                        DEFAULT_APPROVAL_EXPIRY_SECONDS,
+                    ),
+                    retry: step.retry,
+                    timeout_seconds: secs(&step.timeout, DEFAULT_TIMEOUT_SECONDS),
+                    on_error: step.on_error,
+                    revert_after_seconds: step
+                        .rollback
+                        .as_ref()
+                        .and_then(|r| r.revert_after.as_deref())
+                        .and_then(|d| parse_duration(d).ok()),
+                    rollback,
+                });
+            }
         }
         (out, skipped)
     }
@@ -421,6 +447,18 @@ impl Playbook {
             };
             if !ids.insert(&s.id) {
                 return Err(at("id", "duplicate step id".into()));
+            }
+            if let Some(list) = &s.for_each {
+                let kind = list.strip_prefix("ioc.").unwrap_or("");
+                if !super::ioc::LIST_KEYS.contains(&kind) {
+                    return Err(at(
+                        "for_each",
+                        format!(
+                            "for_each `{list}`: give one of ioc.{}",
+                            super::ioc::LIST_KEYS.join(", ioc.")
+                        ),
+                    ));
+                }
             }
             for (i, c) in s.when.iter().enumerate() {
                 if c.operator_count() != 1 {
@@ -530,6 +568,7 @@ struct LocatedStep {
     timeout: Option<serde_saphyr::Spanned<String>>,
     retry: Option<serde_saphyr::Spanned<Retry>>,
     rollback: Option<serde_saphyr::Spanned<LocatedRollback>>,
+    for_each: Option<serde_saphyr::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -561,6 +600,7 @@ impl Located {
                     "timeout" => s.timeout.as_ref().map(|c| loc(&c.referenced)),
                     "retry" => s.retry.as_ref().map(|c| loc(&c.referenced)),
                     "rollback" => s.rollback.as_ref().map(|c| loc(&c.referenced)),
+                    "for_each" => s.for_each.as_ref().map(|c| loc(&c.referenced)),
                     _ => None,
                 };
                 at.or_else(|| Some(loc(&s.id.referenced)))
