@@ -20,7 +20,42 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn daemon(home: &Path, logs: &Path) -> Child {
+/// A running daemon that is killed if the test ends early (a failed assertion must not leave
+/// it running).
+struct Daemon(Option<Child>);
+
+impl Daemon {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+    fn wait_with_output(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("running")
+            .wait_with_output()
+            .expect("daemon exit")
+    }
+    fn wait(mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn daemon(home: &Path, logs: &Path) -> Daemon {
+    Daemon(Some(spawn_daemon(home, logs)))
+}
+
+fn spawn_daemon(home: &Path, logs: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(["daemon", "--watch", &format!("{}/*.json", logs.display())])
         .env("VIGIL_DATA", home.join("data"))
@@ -143,10 +178,10 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     for _ in 0..kills {
-        let mut child = daemon(home.path(), &logs);
+        let child = daemon(home.path(), &logs);
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
-        let _ = child.wait();
+        child.wait();
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer");
@@ -163,7 +198,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         || db.alerts() >= total,
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-    let out = child.wait_with_output().expect("daemon exit");
+    let out = child.wait_with_output();
     assert!(
         out.status.success(),
         "{}",
@@ -222,7 +257,7 @@ fn two_daemons_on_one_database_never_double_ingest() {
     );
     for c in [first, second] {
         kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let out = c.wait_with_output().expect("exit");
+        let out = c.wait_with_output();
         assert!(
             out.status.success(),
             "{}",
