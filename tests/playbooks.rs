@@ -50,7 +50,7 @@ fn broken_playbooks_name_file_line_and_column() {
         format!("{d}/operators.yaml:5:14: playbook two-ops: match on `rule.name`: give exactly one of equals, one_of, contains, contains_any, gte, lte, exists"),
         format!("{d}/syntax.yaml:6:17: expected string scalar"),
         format!("{d}/template.yaml:12:14: playbook bad-template: step one: param `entry`: placeholder `env.HOME`: root must be one of [\"alert\", \"incident\", \"enrichment\", \"ioc\", \"vigil\"]"),
-        format!("{d}/unknown-key.yaml:9:5: unknown field `aproval`, expected one of id, title, connector, when, params, approval, approval_expires, retry, timeout, on_error, rollback"),
+        format!("{d}/unknown-key.yaml:9:5: unknown field `aproval`, expected one of id, title, connector, when, for_each, params, approval, approval_expires, retry, timeout, on_error, rollback"),
     ];
     let got: Vec<&str> = err.lines().collect();
     assert_eq!(got, expected);
