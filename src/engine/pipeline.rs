@@ -261,17 +261,42 @@ impl AlertFields<'_> {
     }
 }
 
+/// Fields read straight off the alert, without building its ECS document.
+const DIRECT_FIELDS: &[&str] = &[
+    "rule.id",
+    "rule.name",
+    "rule.category",
+    "source.ip",
+    "destination.ip",
+    "host.name",
+    "user.name",
+    "event.module",
+    "network.transport",
+];
+
 impl super::playbook::Fields for AlertFields<'_> {
     fn field(&self, path: &str) -> Option<serde_json::Value> {
-        use serde_json::json;
-        match path {
-            "vigil.risk" => self.score.risk().map(|r| json!(r)),
-            "rule.id" | "rule.name" | "rule.category" | "source.ip" | "destination.ip"
-            | "host.name" | "user.name" | "event.module" | "network.transport" => {
-                super::incident::field(self.alert, path).map(serde_json::Value::String)
-            }
-            other => super::playbook::Fields::field(self.doc(), other),
+        if path == "vigil.risk" {
+            return self.score.risk().map(|r| serde_json::json!(r));
         }
+        if DIRECT_FIELDS.contains(&path) {
+            return super::incident::field(self.alert, path).map(serde_json::Value::String);
+        }
+        // Lists, shaped as the document has them (absent when empty).
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| serde_json::json!(v));
+        match path {
+            "threat.technique.id" => list(&self.alert.technique_ids),
+            "threat.tactic.name" => list(&self.alert.tactics),
+            "message" => self.alert.message.clone().map(serde_json::Value::String),
+            _ => super::playbook::Fields::field(self.doc(), path),
+        }
+    }
+
+    fn cheap(&self, path: &str) -> bool {
+        matches!(
+            path,
+            "vigil.risk" | "threat.technique.id" | "threat.tactic.name" | "message"
+        ) || DIRECT_FIELDS.contains(&path)
     }
 }
 
@@ -319,6 +344,53 @@ pub fn read_maybe_gz(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::split_lines;
+
+    /// The fields read straight off the alert must be exactly what the full document holds,
+    /// or a playbook would match differently depending on which condition came first.
+    #[test]
+    fn direct_fields_equal_the_document() {
+        use super::super::playbook::Fields;
+        use super::super::score::Score;
+        let text = include_str!("../../tests/fixtures/suricata-alert.json");
+        let format = super::super::format::FileFormat::detect(
+            text.as_bytes(),
+            super::super::format::Format::Auto,
+        );
+        let Ok(super::super::normalize::Parsed::Alert(mut alert, fp)) =
+            format.parse_line(text.lines().next().unwrap_or_default().as_bytes())
+        else {
+            panic!("the Suricata fixture did not parse as an alert");
+        };
+        alert.technique_ids = vec!["T1071".into(), "T1105".into()];
+        alert.tactics = vec!["Command and Control".into()];
+        let score = Score::Unscored {
+            reason: "test".into(),
+            attack: None,
+        };
+        let view = super::AlertFields {
+            alert: &alert,
+            score: &score,
+            fingerprint: &fp,
+            doc: std::cell::OnceCell::new(),
+        };
+        let mut checked = 0;
+        for path in super::DIRECT_FIELDS.iter().chain(&[
+            "threat.technique.id",
+            "threat.tactic.name",
+            "message",
+            "vigil.risk",
+        ]) {
+            assert!(view.cheap(path), "{path} should be cheap");
+            let direct = view.field(path);
+            let from_doc = Fields::field(view.doc(), path);
+            assert_eq!(direct, from_doc, "{path}");
+            checked += usize::from(direct.is_some());
+        }
+        assert!(
+            checked >= 8,
+            "only {checked} fields were present in the fixture"
+        );
+    }
 
     #[test]
     fn partial_last_line_is_left() {

@@ -230,6 +230,33 @@ pub fn call_hash(connector: &str, params: &Map<String, Value>) -> String {
 /// anything else (most alerts fail the first condition, so most never need it).
 pub trait Fields {
     fn field(&self, path: &str) -> Option<Value>;
+
+    /// True when reading `path` costs no more than a lookup, whatever has been read before.
+    /// Matching tries these conditions first, so an alert that fails on a cheap field never
+    /// builds its full document.
+    fn cheap(&self, _path: &str) -> bool {
+        true
+    }
+}
+
+/// `all` over conditions, cheap fields first (the result is the same in any order).
+fn all_cheap_first(
+    conds: &[Condition],
+    doc: &dyn Fields,
+    holds: impl Fn(&Condition) -> bool,
+) -> bool {
+    let cheap = |c: &&Condition| doc.cheap(&c.field);
+    conds.iter().filter(cheap).all(&holds) && conds.iter().filter(|c| !cheap(c)).all(&holds)
+}
+
+/// `any` over conditions, cheap fields first.
+fn any_cheap_first(
+    conds: &[Condition],
+    doc: &dyn Fields,
+    holds: impl Fn(&Condition) -> bool,
+) -> bool {
+    let cheap = |c: &&Condition| doc.cheap(&c.field);
+    conds.iter().filter(cheap).any(&holds) || conds.iter().filter(|c| !cheap(c)).any(&holds)
 }
 
 impl Fields for Value {
@@ -304,8 +331,9 @@ impl Condition {
 
 impl Playbook {
     pub fn matches(&self, doc: &dyn Fields) -> bool {
-        self.matcher.all.iter().all(|c| c.holds(doc))
-            && (self.matcher.any.is_empty() || self.matcher.any.iter().any(|c| c.holds(doc)))
+        let holds = |c: &Condition| c.holds(doc);
+        all_cheap_first(&self.matcher.all, doc, holds)
+            && (self.matcher.any.is_empty() || any_cheap_first(&self.matcher.any, doc, holds))
     }
 
     /// True when the playbook reads the alert's incident (`incident.*` in a condition or a
@@ -327,8 +355,8 @@ impl Playbook {
     /// before the writer knows the incident.
     pub fn matches_before_incident(&self, doc: &dyn Fields) -> bool {
         let holds = |c: &Condition| c.field.starts_with("incident.") || c.holds(doc);
-        self.matcher.all.iter().all(holds)
-            && (self.matcher.any.is_empty() || self.matcher.any.iter().any(holds))
+        all_cheap_first(&self.matcher.all, doc, holds)
+            && (self.matcher.any.is_empty() || any_cheap_first(&self.matcher.any, doc, holds))
     }
 
     /// Render every step for an alert document. A step whose placeholders cannot be filled is
