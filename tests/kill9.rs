@@ -5,9 +5,10 @@
 //! Short run (part of `cargo test`): 5 kills. Long run, with its figures in the README:
 //!   VIGIL_KILL9_KILLS=200 cargo test --release --test kill9 -- --nocapture
 //!
-//! The sleeps here pace the load generator and pick random kill moments; they are the
-//! experiment, not waits for an event. Waiting for the daemon to catch up is event-driven
-//! (filesystem notifications on the database directory).
+//! Nothing here sleeps. The load generator is paced by a timed wait on its stop channel, each
+//! kill comes once the daemon has committed a random number of further alerts (0 kills it
+//! during start-up), and catching up is awaited the same way: filesystem notifications on the
+//! database directory, re-checking the count.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -16,7 +17,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,10 +139,10 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let db = Db(data.join("vigil.db"));
 
     // The load: 40 alerts every 10 ms (4,000/s), renamed aside every 3,000 alerts.
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let written = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (stop, written, logs) = (stop.clone(), written.clone(), logs.clone());
+        let (written, logs) = (written.clone(), logs.clone());
         std::thread::spawn(move || {
             let mut id = 0u64;
             let mut rotations = 0;
@@ -150,7 +151,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
                 .append(true)
                 .open(logs.join("eve.json"))
                 .expect("open");
-            while !stop.load(Ordering::Relaxed) {
+            loop {
                 let mut buf = String::new();
                 for _ in 0..40 {
                     buf.push_str(&alert_line(id));
@@ -171,19 +172,30 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
                         .open(logs.join("eve.json"))
                         .expect("open");
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                // The pace: wait up to 10 ms for the stop signal (or a dropped sender).
+                match stopped.recv_timeout(Duration::from_millis(10)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
             }
         })
     };
 
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     for _ in 0..kills {
+        // The kill moment: after a random number of further committed alerts.
+        let target = db.alerts() + rng.gen_range(0..400);
         let child = daemon(home.path(), &logs);
-        std::thread::sleep(Duration::from_millis(rng.gen_range(30..400)));
+        wait_until(
+            &data,
+            Duration::from_secs(120),
+            "alerts before a kill",
+            || db.alerts() >= target,
+        );
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
         child.wait();
     }
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop.send(());
     writer.join().expect("writer");
     let total = written.load(Ordering::Relaxed) as i64;
 
