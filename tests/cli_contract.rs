@@ -1,20 +1,11 @@
 //! The CLI contract, driven through the real binary with isolated config and data directories:
 //! ingest summaries, exactly-once on re-ingest, export shape, audit, exit codes.
 
+mod common;
+use common::vigil;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn vigil(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run vigil")
-}
+use std::path::PathBuf;
+use std::process::Output;
 
 fn repo(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

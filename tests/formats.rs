@@ -3,11 +3,13 @@
 //! field by field against its source document; then the same files, plain and gzipped,
 //! through the real `vigil ingest`, where a second read adds nothing.
 
+mod common;
+use common::vigil;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 use vigil::config::Config;
 use vigil::engine::alert::{sha256_hex, Alert, Severity};
@@ -963,17 +965,6 @@ fn one_bad_record_in_a_document_spoils_only_itself() {
 }
 
 // ---------------------------------------------------------------- the real binary
-
-fn vigil(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run vigil")
-}
 
 fn summary(out: &Output) -> Value {
     assert!(

@@ -3,9 +3,11 @@
 //! tables and on analyst dispositions, `vigil eval`, and bad models refused with clear errors.
 //! Forests trained here are tiny (a few trees) so CI stays fast.
 
+mod common;
+use common::vigil;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use vigil::engine::alert::Alert;
 use vigil::engine::features::FeatureContext;
 use vigil::engine::incident;
@@ -15,17 +17,6 @@ use vigil::engine::score::{Bands, Score, Scorer};
 
 fn repo(p: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn vigil(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run vigil")
 }
 
 fn ok_json(out: &Output) -> Value {

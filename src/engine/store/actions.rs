@@ -373,6 +373,26 @@ pub fn propose(
     Ok(())
 }
 
+/// The checks every analyst decision on a proposal starts with: a reason was given and the
+/// action is still waiting for a decision.
+fn pending_with_reason(
+    conn: &Connection,
+    id: i64,
+    reason: &str,
+) -> Result<ActionRow, DecisionError> {
+    if reason.trim().is_empty() {
+        return Err(DecisionError::NoReason);
+    }
+    let row = must(conn, id)?;
+    if row.status != "proposed" && row.status != "awaiting_second" {
+        return Err(DecisionError::NotPending {
+            id,
+            status: row.status,
+        });
+    }
+    Ok(row)
+}
+
 /// Record an analyst's approval or rejection.
 ///
 /// One-analyst steps are approved by the first approval. Two-analyst steps need a second
@@ -388,16 +408,7 @@ pub fn decide(
     reason: &str,
     actor: &Actor,
 ) -> Result<ActionRow, DecisionError> {
-    if reason.trim().is_empty() {
-        return Err(DecisionError::NoReason);
-    }
-    let row = must(conn, id)?;
-    if row.status != "proposed" && row.status != "awaiting_second" {
-        return Err(DecisionError::NotPending {
-            id,
-            status: row.status,
-        });
-    }
+    let row = pending_with_reason(conn, id, reason)?;
     let t = now();
     if !approve {
         transition(
@@ -532,16 +543,7 @@ pub fn edit(
     reason: &str,
     actor: &Actor,
 ) -> Result<ActionRow, DecisionError> {
-    if reason.trim().is_empty() {
-        return Err(DecisionError::NoReason);
-    }
-    let row = must(conn, id)?;
-    if row.status != "proposed" && row.status != "awaiting_second" {
-        return Err(DecisionError::NotPending {
-            id,
-            status: row.status,
-        });
-    }
+    let row = pending_with_reason(conn, id, reason)?;
     let hash = call_hash(&row.connector, params);
     transition(
         conn,
