@@ -1,34 +1,44 @@
 //! Makes untrusted alert text safe to show on a terminal. Owns no I/O and no UI types so the
-//! engine, exports and the TUI share one definition of "safe".
+//! engine, exports and the TUI share one definition of "safe"; `json` writes JSON that is safe
+//! by the same definition.
 //!
 //! Every character that could move the cursor, reorder text, hide text or smuggle data is shown
-//! as a visible escape instead: C0/C1 controls and DEL, bidirectional controls, zero-width and
-//! other format characters, Unicode tag characters, and private-use / noncharacters.
+//! as a visible escape instead: controls (C0, C1, DEL), format characters (the whole Unicode Cf
+//! category: bidirectional controls, zero-width characters, tag characters, prepended marks such
+//! as U+0600), line and paragraph separators, every Default_Ignorable_Code_Point (U+034F,
+//! the Hangul fillers, variation selectors), the Braille blank, private use, unassigned code
+//! points and noncharacters.
+//!
+//! The zero-width joiner is escaped even between emoji: terminals disagree on how wide a joined
+//! emoji is, so obeying it tears the row, while `👩\u{200d}💻` still shows both pictures.
+//! Spaces of other widths (U+00A0, U+3000) are kept: they show as the blank they are.
 
+pub mod json;
+
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use std::borrow::Cow;
 use std::fmt::Write;
 
-/// True when `c` must not reach a terminal as itself.
-fn is_unsafe(c: char) -> bool {
-    let u = c as u32;
-    c.is_control()
-        || matches!(u,
-            0x00AD                 // soft hyphen (invisible)
-            | 0x061C               // Arabic letter mark
-            | 0x115F | 0x1160 | 0x3164 | 0xFFA0 // Hangul fillers (render blank)
-            | 0x180E               // Mongolian vowel separator
-            | 0x200B..=0x200F      // zero-width space/joiners, LRM, RLM
-            | 0x2028..=0x202E      // line/paragraph separators, bidi embeddings/overrides
-            | 0x2060..=0x206F      // word joiner, invisible operators, bidi isolates
-            | 0xFE00..=0xFE0F      // variation selectors
-            | 0xFEFF               // zero-width no-break space / BOM
-            | 0xFFF9..=0xFFFB      // interlinear annotation
-            | 0xE0000..=0xE007F    // tag characters
-            | 0xE0100..=0xE01EF    // variation selectors supplement
-            | 0xE000..=0xF8FF | 0xF0000..=0xFFFFD | 0x100000..=0x10FFFD // private use
-        )
-        || (u & 0xFFFE) == 0xFFFE
-        || (0xFDD0..=0xFDEF).contains(&u)
+/// True when `c` must not reach a terminal, or a JSON output, as itself.
+pub fn is_unsafe(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    matches!(
+        category,
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate
+            // No agreed glyph or width yet; noncharacters are in here too.
+            | GeneralCategory::Unassigned
+    ) || CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
+        // A pattern with no dots: looks like an empty field that is not.
+        || c == '\u{2800}'
 }
 
 /// Return `s` with every unsafe character replaced by a visible escape (`\n`, `\t`, `\x1b`,
