@@ -2,6 +2,9 @@
 //! command. Errors are one line on stderr; exit 2 for usage and configuration errors, 1 for
 //! failures at run time.
 
+#[macro_use]
+mod output;
+
 use crate::config::{non_empty, Config};
 use crate::engine::calibrate::CalibrationMethod;
 use crate::engine::connector::Connectors;
@@ -297,15 +300,18 @@ impl From<crate::config::ConfigError> for Failure {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return output::argument_error(&e),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(Failure::Usage(msg)) => {
-            eprintln!("vigil: {}", one_line(&msg));
+            errln!("vigil: {}", one_line(&msg));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("vigil: {}", one_line(&format!("{e:#}")));
+            errln!("vigil: {}", one_line(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
@@ -467,10 +473,19 @@ impl Setup {
     }
 }
 
-/// Log to `vigil.log` in the data directory, never to the terminal.
+/// Log to `vigil.log` in the data directory, never to the terminal. A log this user may not
+/// write (another analyst's, on a shared data folder) costs the session its log, not its command.
 fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    paths.ensure_data_dir().ok()?;
-    let file = tracing_appender::rolling::never(&paths.data_dir, "vigil.log");
+    let file = match open_log(paths) {
+        Ok(file) => file,
+        Err(e) => {
+            errln!(
+                "vigil: {}: not writing a log this session: {e}",
+                paths.data_dir.join("vigil.log").display()
+            );
+            return None;
+        }
+    };
     let (writer, guard) = tracing_appender::non_blocking(file);
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -483,6 +498,14 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
     Some(guard)
 }
 
+fn open_log(paths: &Paths) -> anyhow::Result<tracing_appender::rolling::RollingFileAppender> {
+    paths.ensure_data_dir()?;
+    Ok(tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::NEVER)
+        .filename_prefix("vigil.log")
+        .build(&paths.data_dir)?)
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -491,24 +514,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn print_json_line(out: &mut impl Write, v: &serde_json::Value) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, v)?;
-    out.write_all(b"\n")?;
-    Ok(())
+    Ok(output::write_json(out, v)?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     if cli.version {
         let p = Paths::resolve();
-        println!("vigil {}", env!("CARGO_PKG_VERSION"));
-        println!(
+        outln!("vigil {}", env!("CARGO_PKG_VERSION"));
+        outln!(
             "config: {} (config.toml, keymap.toml)",
             p.config_dir.display()
         );
-        println!(
+        outln!(
             "data:   {} (vigil.db, vigil.log, blocklist.txt)",
             p.data_dir.display()
         );
-        println!("cache:  {}", p.cache_dir.display());
+        outln!("cache:  {}", p.cache_dir.display());
         return Ok(ExitCode::SUCCESS);
     }
     let setup = Setup::resolve(cli.db.clone())?;
@@ -534,7 +555,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 rate.max(100),
                 seconds.max(1),
             ))?;
-            println!("{v}");
+            output::print_json(&v).map_err(anyhow::Error::from)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
@@ -638,10 +659,7 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
             .is_ok();
         let ms = started.elapsed().as_millis();
         tracing::info!(why, clean, ms, "daemon stopped");
-        println!(
-            "{}",
-            serde_json::json!({"stopped": why, "clean": clean, "stop_ms": ms})
-        );
+        output::print_json(&serde_json::json!({"stopped": why, "clean": clean, "stop_ms": ms}))?;
         anyhow::Ok(())
     })?;
     // Leave without waiting for blocking tasks that outlived the budget.
@@ -747,10 +765,7 @@ fn ingest(
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         anyhow::Ok(total)
     })?;
-    println!(
-        "{}",
-        serde_json::to_string(&summary).map_err(anyhow::Error::from)?
-    );
+    output::print_json(&summary).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -823,17 +838,17 @@ fn train_cmd(setup: &Setup, a: TrainArgs) -> Result<ExitCode, Failure> {
     if let serde_json::Value::Object(m) = &mut summary {
         m.insert("out".into(), serde_json::json!(a.out.display().to_string()));
     }
-    println!("{summary}");
+    output::print_json(&summary).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Skipped rows go to stderr (the first 20, then a count), stdout keeps its one JSON line.
 fn report_bad_rows(bad: &[String]) {
     for b in bad.iter().take(20) {
-        eprintln!("vigil: skipped {b}");
+        errln!("vigil: skipped {b}");
     }
     if bad.len() > 20 {
-        eprintln!("vigil: skipped {} more bad rows", bad.len() - 20);
+        errln!("vigil: skipped {} more bad rows", bad.len() - 20);
     }
 }
 
@@ -861,7 +876,7 @@ fn eval_cmd(
         o.insert("model".into(), serde_json::json!(m.origin));
         o.insert("bad_rows".into(), serde_json::json!(e.bad_rows.len()));
     }
-    println!("{v}");
+    output::print_json(&v).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -883,10 +898,7 @@ fn disposition_cmd(
     let row = with_writer(setup, |tx, actor| async move {
         engine::dispose(&tx, &actor, alert_id, verdict, reason).await
     })?;
-    println!(
-        "{}",
-        serde_json::to_value(&row).map_err(anyhow::Error::from)?
-    );
+    output::print_json(&row).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -955,11 +967,11 @@ fn bench_score_cmd(
         rows,
     };
     let v = engine::bench::score(&req)?;
-    println!("{v}");
+    output::print_json(&v).map_err(anyhow::Error::from)?;
     Ok(if v["class_mismatches"] == 0 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("vigil: the compiled forest and linfa disagree on some rows");
+        errln!("vigil: the compiled forest and linfa disagree on some rows");
         ExitCode::from(1)
     })
 }
@@ -1112,7 +1124,7 @@ fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Fai
     })?;
     let (summary, (files, entries, errors)) = summary;
     for e in &errors {
-        eprintln!("vigil: feed {e}");
+        errln!("vigil: feed {e}");
     }
     let mut v = serde_json::to_value(&summary).map_err(anyhow::Error::from)?;
     v["feeds"] = serde_json::json!({"files": files, "entries": entries});
@@ -1122,7 +1134,7 @@ fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Fai
     } else {
         Some((summary.cache_hits as f64 / looked as f64 * 1000.0).round() / 1000.0)
     });
-    println!("{v}");
+    output::print_json(&v).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1203,19 +1215,15 @@ fn audit_verify(
     };
     match &v.first_bad {
         None => {
-            println!(
-                "{}",
-                serde_json::json!({"intact": true, "records": v.records, "checkpoints_checked": v.checkpoints_checked,
-                                   "head": {"seq": v.head_seq, "hash": v.head_hash}})
-            );
+            output::print_json(&serde_json::json!({"intact": true, "records": v.records, "checkpoints_checked": v.checkpoints_checked,
+                                   "head": {"seq": v.head_seq, "hash": v.head_hash}}))
+            .map_err(anyhow::Error::from)?;
             Ok(ExitCode::SUCCESS)
         }
         Some((seq, why)) => {
-            println!(
-                "{}",
-                serde_json::json!({"intact": false, "records": v.records, "first_bad": {"seq": seq, "reason": why}})
-            );
-            eprintln!("vigil: audit record {seq} does not verify: {why}");
+            output::print_json(&serde_json::json!({"intact": false, "records": v.records, "first_bad": {"seq": seq, "reason": why}}))
+            .map_err(anyhow::Error::from)?;
+            errln!("vigil: audit record {seq} does not verify: {why}");
             Ok(ExitCode::from(1))
         }
     }
@@ -1232,7 +1240,7 @@ fn audit_checkpoint(setup: &Setup) -> Result<ExitCode, Failure> {
         .await
         .map_err(|e| anyhow!(e))
     })?;
-    println!("{cp}");
+    output::print_json(&cp).map_err(anyhow::Error::from)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1242,13 +1250,13 @@ fn playbook_check(setup: &Setup, dir: Option<&Path>) -> Result<ExitCode, Failure
     match playbook::load(dir, &connectors) {
         Ok(pbs) => {
             for p in &pbs {
-                println!("ok {} ({}, {} steps)", p.name, p.source, p.steps.len());
+                outln!("ok {} ({}, {} steps)", p.name, p.source, p.steps.len());
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
             for e in &errs {
-                eprintln!("{e}");
+                errln!("{e}");
             }
             Ok(ExitCode::from(1))
         }
@@ -1316,10 +1324,7 @@ fn act(setup: &Setup, what: Act) -> Result<ExitCode, Failure> {
         };
         row.map_err(anyhow::Error::from)
     })?;
-    println!(
-        "{}",
-        serde_json::to_value(&row).map_err(anyhow::Error::from)?
-    );
+    output::print_json(&row).map_err(anyhow::Error::from)?;
     Ok(
         if matches!(
             row.status.as_str(),
