@@ -3,8 +3,10 @@
 //! `EngineCommand`s, and drawing never waits on I/O.
 
 pub mod app;
+pub mod colour_depth;
 pub mod keymap;
 pub mod terminal;
+pub mod text_input;
 pub mod view;
 
 use crate::engine::{self, EngineConfig};

@@ -57,7 +57,7 @@ fn keymap_fixtures_valid_and_invalid_with_exact_errors() {
     let p = |n: &str| fixture(&format!("keymaps/{n}")).display().to_string();
     assert_eq!(
         keymap_error("unknown-action.toml"),
-        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, disposition, next_choice, confirm, cancel, enrichment)", p("unknown-action.toml"))
+        format!("{}: [queue] key \"x\": unknown action \"explode\" (known: noop, quit, help, focus_next, next, prev, first, last, page_down, page_up, approve, reject, rollback, edit, disposition, next_choice, confirm, cancel, enrichment, scroll_down, scroll_up, delete_back, delete_forward, cursor_left, cursor_right, line_start, line_end, clear_field)", p("unknown-action.toml"))
     );
     assert_eq!(
         keymap_error("bad-key.toml"),
@@ -103,6 +103,13 @@ fn help_overlay_lists_the_bindings_in_force() {
 /// Ingest `lines` into a fresh database through the real writer; return its path.
 fn database_with(dir: &Path, lines: &str) -> PathBuf {
     let db = dir.join("vigil.db");
+    ingest_into(&db, lines);
+    db
+}
+
+/// Ingest `lines` into the database at `db` (created when missing) through the real writer.
+fn ingest_into(db: &Path, lines: &str) {
+    let db = db.to_path_buf();
     let connectors = Connectors::new(PathBuf::from("/var/lib/vigil/blocklist.txt"));
     let pipeline = Pipeline {
         scorer: Scorer::new(Model::embedded(), Bands::default()),
@@ -135,7 +142,6 @@ fn database_with(dir: &Path, lines: &str) -> PathBuf {
     done.blocking_recv().expect("reply").expect("ingest");
     drop(tx);
     writer.join().expect("writer thread");
-    db
 }
 
 /// Answer the app's queries from the database until it asks nothing more, like the engine.
@@ -549,4 +555,292 @@ fn enrichment_pane_toggles_with_e_and_shows_age_and_budgets() {
         .find(|x| buf[(*x, y)].symbol() == "M")
         .expect("col");
     assert_eq!(buf[(x, y)].fg, Color::Red);
+}
+
+fn press(app: &mut App, code: KeyCode) {
+    app.on_terminal_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn type_into(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, KeyCode::Char(c));
+    }
+}
+
+/// Move down the queue until the selected alert has a proposed action.
+fn select_alert_with_action(app: &mut App, db: &Path) {
+    for _ in 0..6 {
+        if app.selected_action().is_some() {
+            return;
+        }
+        press(app, KeyCode::Char('j'));
+        serve(app, db);
+    }
+    panic!("no fixture alert has a proposal");
+}
+
+#[test]
+fn edit_types_into_the_field_under_the_cursor_and_checks_params_before_sending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    select_alert_with_action(&mut app, &db);
+    let target = app.selected_action().expect("action").id;
+    press(&mut app, KeyCode::Char('E'));
+    assert!(matches!(&app.overlay, Overlay::Prompt(p) if p.kind == PromptKind::Edit));
+    // The params field has the cursor first: clear it and type new params.
+    app.on_terminal_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    type_into(&mut app, r#"{"entry":"10.9.9"}"#);
+    // Fix a typo in the middle: the cursor moves, the text goes where it is.
+    for _ in 0..2 {
+        press(&mut app, KeyCode::Left);
+    }
+    type_into(&mut app, ".9");
+    press(&mut app, KeyCode::Tab);
+    type_into(&mut app, "scope to the one host");
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains(r#"Params: {"entry":"10.9.9.9"}"#), "{text}");
+    assert!(text.contains("Reason: scope to the one host"), "{text}");
+    // Back in params, break the JSON: the prompt refuses and says why, nothing is sent.
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::End);
+    press(&mut app, KeyCode::Backspace);
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        !app.take_commands()
+            .iter()
+            .any(|c| matches!(c, EngineCommand::Edit { .. })),
+        "invalid params are not sent"
+    );
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains("params: not a JSON object"), "{text}");
+    type_into(&mut app, "}");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.overlay, Overlay::None);
+    let mut params = serde_json::Map::new();
+    params.insert("entry".into(), serde_json::json!("10.9.9.9"));
+    assert_eq!(
+        app.take_commands(),
+        vec![EngineCommand::Edit {
+            action_id: target,
+            params,
+            reason: "scope to the one host".into()
+        }]
+    );
+}
+
+/// The visible rows of the screen as text, one string per row.
+fn rows_of(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn approving_a_long_webhook_call_at_80x24_shows_the_reason_being_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    select_alert_with_action(&mut app, &db);
+    let sel = app.action_sel;
+    let a = &mut app.detail.as_mut().expect("detail").actions[sel];
+    a.connector = "webhook".into();
+    a.rendered = format!(
+        "POST https://soar-hooks.example.com/api/v2/containment/requests?tenant=blue&priority=high body {{\"host\":\"ws-0142.corp.example.com\",\"indicator\":\"41.108.52.138\",\"note\":\"{}\"}}",
+        "x".repeat(120)
+    );
+    press(&mut app, KeyCode::Char('a'));
+    type_into(&mut app, "beacon to known C2");
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains("Reason: beacon to known C2"), "{text}");
+    assert!(text.contains("tenant=blue"), "the call is shown: {text}");
+    assert!(
+        text.contains(&"x".repeat(20)) && text.contains("}"),
+        "the whole call is shown, wrapped: {text}"
+    );
+}
+
+#[test]
+fn the_actions_pane_scrolls_to_the_selected_action_at_80x24() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    select_alert_with_action(&mut app, &db);
+    let d = app.detail.as_mut().expect("detail");
+    let template = d.actions[0].clone();
+    d.actions = (0..8)
+        .map(|i| {
+            let mut a = template.clone();
+            a.id = 100 + i;
+            a.title = format!("Step number {i}");
+            a
+        })
+        .collect();
+    press(&mut app, KeyCode::Tab);
+    for _ in 0..7 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    assert_eq!(app.selected_action().map(|a| a.id), Some(107));
+    let (text, _) = screen(&app, 80, 24);
+    assert!(
+        rows_of(&text).iter().any(|r| r.contains("▶ #107")),
+        "the selected action is on screen: {text}"
+    );
+}
+
+#[test]
+fn every_help_line_can_be_read_whole_at_80x24() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    press(&mut app, KeyCode::Char('?'));
+    let mut seen = String::new();
+    let mut last = String::new();
+    for _ in 0..60 {
+        let (text, _) = screen(&app, 80, 24);
+        if text == last {
+            break;
+        }
+        seen.push_str(&text);
+        last = text;
+        press(&mut app, KeyCode::Char('j'));
+    }
+    for (_, keys, action) in app.keymap.help_lines() {
+        let whole = seen
+            .lines()
+            .any(|l| l.contains(action.describe()) && keys.split(' ').all(|k| l.contains(k)));
+        assert!(
+            whole,
+            "help for {keys} ({}) is never shown whole:\n{seen}",
+            action.describe()
+        );
+    }
+}
+
+#[test]
+fn the_status_bar_shortens_the_database_path_at_a_separator_never_mid_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    app.db_path = "/home/analyst/cases/2024-11-ransomware-response/evidence/vigil.db".into();
+    app.on_engine_event(EngineEvent::EnrichStatus(vec![
+        vigil::engine::enrich::online::ProviderStatus {
+            provider: "virustotal".into(),
+            key: true,
+            used: vec![("4/min".into(), 3), ("500/day".into(), 120)],
+            queue_depth: 7,
+            in_flight: 1,
+            sent: 120,
+            failed: 0,
+            rate_limited: 0,
+            paused_seconds: 0,
+            disabled: None,
+            last_error: None,
+        },
+    ]));
+    let (text, _) = screen(&app, 80, 24);
+    let status = rows_of(&text)[23].trim_end().to_string();
+    assert!(status.contains("6 alerts"), "{status}");
+    assert!(status.ends_with("vigil.db"), "{status}");
+    let path = status.rsplit(" · ").next().expect("path");
+    assert!(
+        app.db_path.ends_with(path.trim_start_matches('…'))
+            && path.trim_start_matches('…').starts_with('/')
+            || path == app.db_path,
+        "cut at a separator: {path:?} in {status}"
+    );
+}
+
+#[test]
+fn the_rate_counts_alerts_that_arrive_not_those_already_stored() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = App::new(
+        Keymap::from_texts(None).expect("default keymap"),
+        db.display().to_string(),
+        "default".into(),
+        true,
+    );
+    app.resize(80, 24);
+    let t0 = Instant::now();
+    // The first tick comes before the first answer, as in the event loop.
+    app.on_tick(t0);
+    app.request_queue();
+    serve(&mut app, &db);
+    app.on_tick(t0 + Duration::from_secs(1));
+    app.on_tick(t0 + Duration::from_secs(2));
+    assert_eq!(app.totals.alerts, 6);
+    assert_eq!(app.rate_per_minute(), 0.0, "stored alerts are not arrivals");
+    let more = fixture_text()
+        .lines()
+        .take(3)
+        .map(|l| l.replace("\"timestamp\":\"20", "\"timestamp\":\"19"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    ingest_into(&db, &format!("{more}\n"));
+    app.on_db_changed();
+    serve(&mut app, &db);
+    app.on_tick(t0 + Duration::from_secs(3));
+    assert_eq!(app.totals.alerts, 9);
+    assert_eq!(
+        app.rate_per_minute(),
+        3.0,
+        "three arrivals in the last minute"
+    );
+    app.on_tick(t0 + Duration::from_secs(70));
+    assert_eq!(app.rate_per_minute(), 0.0, "a minute later they are old");
+}
+
+/// The screen row of the selected queue row (drawn reversed).
+fn selected_row(buf: &ratatui::buffer::Buffer) -> Option<u16> {
+    (2..12).find(|y| buf[(10, *y)].modifier.contains(Modifier::REVERSED))
+}
+
+#[test]
+fn a_new_alert_above_the_view_is_announced_and_the_selection_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples/suricata-eve.json");
+    let db = database_with(
+        dir.path(),
+        &std::fs::read_to_string(samples).expect("samples"),
+    );
+    let mut app = app_over(&db, 80, 24, true);
+    press(&mut app, KeyCode::PageDown);
+    serve(&mut app, &db);
+    press(&mut app, KeyCode::PageDown);
+    serve(&mut app, &db);
+    assert!(app.top > 0, "scrolled down");
+    let chosen = app.selected_id.expect("selected");
+    let total = app.totals.alerts;
+    let (before, buf) = screen(&app, 80, 24);
+    assert!(!before.contains("new above"), "{before}");
+    let row_before = selected_row(&buf).expect("a selected row");
+    let mirai = fixture_text()
+        .lines()
+        .find(|l| l.contains("Mirai"))
+        .expect("mirai line")
+        .replace("\"timestamp\":\"20", "\"timestamp\":\"19");
+    ingest_into(&db, &format!("{mirai}\n"));
+    app.on_db_changed();
+    serve(&mut app, &db);
+    assert_eq!(app.totals.alerts, total + 1);
+    assert_eq!(app.selected_id, Some(chosen), "the selection stays");
+    assert_eq!(app.row_at(app.selected).map(|r| r.id), Some(chosen));
+    let (after, buf) = screen(&app, 80, 24);
+    assert!(after.contains("▲ 1 new above (g: top)"), "{after}");
+    assert_eq!(
+        selected_row(&buf),
+        Some(row_before),
+        "the selected row does not jump:\n{after}"
+    );
+    press(&mut app, KeyCode::Char('g'));
+    serve(&mut app, &db);
+    let (top, _) = screen(&app, 80, 24);
+    assert!(!top.contains("new above"), "{top}");
+    assert!(
+        top.contains("MALWARE-CNC User-Agent known ma"),
+        "the new alert is at the top: {top}"
+    );
 }

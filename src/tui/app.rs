@@ -3,6 +3,7 @@
 //! in an outbox the event loop sends.
 
 use super::keymap::{Action, Key, Keymap};
+use super::text_input::{Edit, TextField};
 use crate::engine::enrich::online::ProviderStatus;
 use crate::engine::store::{ActionRow, AlertDetail, QueueRow, Totals, Verdict};
 use crate::engine::{EngineCommand, EngineEvent};
@@ -33,6 +34,18 @@ pub enum PromptKind {
     },
 }
 
+/// The field of a prompt that typing goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptField {
+    Params,
+    Reason,
+}
+
+/// Longest reason an analyst can type; the audit trail keeps it whole.
+const MAX_REASON: usize = 500;
+/// Longest params JSON the edit prompt holds.
+const MAX_PARAMS: usize = 4000;
+
 /// The reason prompt of a decision (and, for an edit, the new params).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
@@ -40,12 +53,48 @@ pub struct Prompt {
     pub kind: PromptKind,
     /// The exact call, shown so the analyst decides on what will run.
     pub rendered: String,
-    pub reason: String,
+    pub reason: TextField,
     /// Edit only: the params as JSON, prefilled with the current ones.
-    pub params: String,
-    /// Edit only: which field is being typed in (0 params, 1 reason).
-    pub field: u8,
+    pub params: Option<TextField>,
+    /// Where typing goes.
+    pub field: PromptField,
     pub error: Option<String>,
+}
+
+impl Prompt {
+    /// A prompt with an empty reason and, for an edit, the current params to change.
+    fn new(action_id: i64, kind: PromptKind, rendered: String, params: Option<String>) -> Self {
+        let params = params.map(|p| TextField::with_text(&p, MAX_PARAMS));
+        Prompt {
+            action_id,
+            kind,
+            rendered,
+            reason: TextField::new(MAX_REASON),
+            field: if params.is_some() {
+                PromptField::Params
+            } else {
+                PromptField::Reason
+            },
+            params,
+            error: None,
+        }
+    }
+
+    fn active_field(&mut self) -> &mut TextField {
+        match (self.field, &mut self.params) {
+            (PromptField::Params, Some(p)) => p,
+            _ => &mut self.reason,
+        }
+    }
+
+    fn next_field(&mut self) {
+        if self.params.is_some() {
+            self.field = match self.field {
+                PromptField::Params => PromptField::Reason,
+                PromptField::Reason => PromptField::Params,
+            };
+        }
+    }
 }
 
 /// What is over the main screen.
@@ -91,6 +140,11 @@ pub struct App {
     pub show_enrichment: bool,
     /// Online providers' budgets and queues, for the status bar.
     pub enrich_status: Vec<ProviderStatus>,
+    /// Rows that arrived above the view since the analyst last looked at the top: the view
+    /// stays on the selected alert and says how many there are.
+    pub new_above: u64,
+    /// First line of the help overlay on screen.
+    pub help_scroll: u16,
     pub action_sel: usize,
     pub message: Option<Message>,
     pub dirty: bool,
@@ -99,7 +153,11 @@ pub struct App {
     pub visible_rows: u16,
     pub width: u16,
     pub height: u16,
-    rate: VecDeque<(Instant, u64)>,
+    /// Alerts that arrived, per tick, over the last minute.
+    arrivals: VecDeque<(Instant, u64)>,
+    /// The alert count at the last tick; `None` until the first answer, so what was already
+    /// stored never counts as arriving.
+    counted: Option<u64>,
     queue_request: u64,
     detail_request: u64,
     outbox: Vec<EngineCommand>,
@@ -125,6 +183,8 @@ impl App {
             detail: None,
             show_enrichment: false,
             enrich_status: Vec::new(),
+            new_above: 0,
+            help_scroll: 0,
             action_sel: 0,
             message: None,
             dirty: true,
@@ -132,7 +192,8 @@ impl App {
             visible_rows: 10,
             width: 80,
             height: 24,
-            rate: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            counted: None,
             queue_request: 0,
             detail_request: 0,
             outbox: Vec::new(),
@@ -206,15 +267,9 @@ impl App {
             .and_then(|d| d.actions.get(self.action_sel))
     }
 
-    /// Alerts per minute over the last minute, from the totals the engine reported.
+    /// Alerts that arrived in the last minute (not those stored before vigil started).
     pub fn rate_per_minute(&self) -> f64 {
-        match (self.rate.front(), self.rate.back()) {
-            (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
-                let secs = t1.duration_since(*t0).as_secs_f64().max(1.0);
-                (n1.saturating_sub(*n0)) as f64 * 60.0 / secs
-            }
-            _ => 0.0,
-        }
+        self.arrivals.iter().map(|(_, n)| *n).sum::<u64>() as f64
     }
 
     pub fn on_tick(&mut self, now: Instant) {
@@ -222,13 +277,21 @@ impl App {
             self.message = None;
             self.dirty = true;
         }
-        self.rate.push_back((now, self.totals.alerts));
+        if let Some(before) = self.counted {
+            let arrived = self.totals.alerts.saturating_sub(before);
+            if arrived > 0 {
+                self.arrivals.push_back((now, arrived));
+                self.dirty = true;
+            }
+            self.counted = Some(self.totals.alerts);
+        }
         while self
-            .rate
+            .arrivals
             .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(60))
+            .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_secs(60))
         {
-            self.rate.pop_front();
+            self.arrivals.pop_front();
+            self.dirty = true;
         }
     }
 
@@ -250,9 +313,8 @@ impl App {
                 match self.keymap.lookup(table, key) {
                     Some(a) => self.update(a),
                     None => {
-                        if let Overlay::Prompt(p) = &mut self.overlay {
-                            edit_text(p, k.code, k.modifiers);
-                            self.dirty = true;
+                        if let (Overlay::Prompt(_), Some(c)) = (&self.overlay, typed_char(&k)) {
+                            self.update(Action::Text(Edit::Insert(c)));
                         }
                     }
                 }
@@ -267,12 +329,19 @@ impl App {
         self.dirty = true;
         if let Overlay::Prompt(p) = &mut self.overlay {
             match action {
+                Action::Text(edit) => {
+                    if p.active_field().apply(edit) {
+                        p.error = None;
+                    }
+                }
                 Action::Confirm => {
-                    if p.reason.trim().is_empty() {
+                    let reason = p.reason.text().trim().to_string();
+                    if reason.is_empty() {
                         p.error = Some("a reason is required".into());
+                        p.field = PromptField::Reason;
                         return;
                     }
-                    let (id, reason) = (p.action_id, p.reason.trim().to_string());
+                    let id = p.action_id;
                     let (cmd, verb) = match p.kind {
                         PromptKind::Approve | PromptKind::SecondApproval => (
                             EngineCommand::Decide {
@@ -311,8 +380,9 @@ impl App {
                             return;
                         }
                         PromptKind::Edit => {
+                            let text = p.params.as_ref().map(TextField::text).unwrap_or_default();
                             match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-                                &p.params,
+                                &text,
                             ) {
                                 Ok(params) => (
                                     EngineCommand::Edit {
@@ -324,6 +394,7 @@ impl App {
                                 ),
                                 Err(e) => {
                                     p.error = Some(format!("params: not a JSON object: {e}"));
+                                    p.field = PromptField::Params;
                                     return;
                                 }
                             }
@@ -334,7 +405,7 @@ impl App {
                     self.set_notice(format!("{verb} action {id}…"));
                 }
                 Action::NextChoice | Action::FocusNext if p.kind == PromptKind::Edit => {
-                    p.field = 1 - p.field.min(1)
+                    p.next_field()
                 }
                 Action::NextChoice => {
                     if let PromptKind::Disposition { verdict, .. } = &mut p.kind {
@@ -351,13 +422,21 @@ impl App {
             match action {
                 Action::Cancel | Action::Help => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
+                Action::ScrollDown => {
+                    let lines = super::view::help_line_count(&self.keymap);
+                    self.help_scroll = (self.help_scroll + 1).min(lines);
+                }
+                Action::ScrollUp => self.help_scroll = self.help_scroll.saturating_sub(1),
                 _ => {}
             }
             return;
         }
         match action {
             Action::Quit => self.should_quit = true,
-            Action::Help => self.overlay = Overlay::Help,
+            Action::Help => {
+                self.help_scroll = 0;
+                self.overlay = Overlay::Help
+            }
             Action::FocusNext => {
                 self.focus = match self.focus {
                     Focus::Queue => Focus::Actions,
@@ -371,22 +450,24 @@ impl App {
             Action::ToggleEnrichment => self.show_enrichment = !self.show_enrichment,
             Action::Dispose => match self.selected_id {
                 Some(alert_id) => {
-                    self.overlay = Overlay::Prompt(Prompt {
-                        action_id: 0,
-                        kind: PromptKind::Disposition {
+                    self.overlay = Overlay::Prompt(Prompt::new(
+                        0,
+                        PromptKind::Disposition {
                             alert_id,
                             verdict: Verdict::Tp,
                         },
-                        rendered: String::new(),
-                        reason: String::new(),
-                        params: String::new(),
-                        field: 1,
-                        error: None,
-                    })
+                        String::new(),
+                        None,
+                    ))
                 }
                 None => self.set_error("no alert selected".into()),
             },
-            Action::Cancel | Action::Confirm | Action::NextChoice => {}
+            Action::Cancel
+            | Action::Confirm
+            | Action::NextChoice
+            | Action::ScrollDown
+            | Action::ScrollUp
+            | Action::Text(_) => {}
             Action::Next
             | Action::Prev
             | Action::First
@@ -428,15 +509,9 @@ impl App {
             (PromptKind::Rollback, Some(rb)) => rb.rendered.clone(),
             _ => a.rendered.clone(),
         };
-        self.overlay = Overlay::Prompt(Prompt {
-            action_id: a.id,
-            kind,
-            rendered,
-            reason: String::new(),
-            params: serde_json::Value::Object(a.params.clone()).to_string(),
-            field: if kind == PromptKind::Edit { 0 } else { 1 },
-            error: None,
-        });
+        let params = (kind == PromptKind::Edit)
+            .then(|| serde_json::Value::Object(a.params.clone()).to_string());
+        self.overlay = Overlay::Prompt(Prompt::new(a.id, kind, rendered, params));
     }
 
     fn move_action(&mut self, action: Action) {
@@ -479,6 +554,8 @@ impl App {
         } else if self.selected >= self.top + page {
             self.top = self.selected + 1 - page;
         }
+        // Rows the analyst has scrolled back up to are no longer unseen.
+        self.new_above = self.new_above.min(self.top);
     }
 
     /// Follow the new selection: its detail, and more rows if it left the loaded window.
@@ -488,8 +565,10 @@ impl App {
         if self.top < self.window.offset || self.top + page > loaded_end {
             self.request_queue();
         }
+        // A row not loaded yet selects nothing until it arrives: keeping the old alert would
+        // pull the selection back to it when the rows come.
         let id = self.row_at(self.selected).map(|r| r.id);
-        if id.is_some() && id != self.selected_id {
+        if id != self.selected_id {
             self.selected_id = id;
             self.action_sel = 0;
             self.request_detail();
@@ -509,20 +588,30 @@ impl App {
                     return; // a newer request is on its way
                 }
                 self.totals = totals;
+                self.counted.get_or_insert(totals.alerts);
                 self.window = QueueWindow { offset, rows };
-                // Keep the same alert selected when new alerts reorder the queue.
+                // Keep the same alert selected, on the same screen row, when new alerts land
+                // above it; count them so the view can say so.
                 if let Some(id) = self.selected_id {
                     if let Some(p) = self.window.rows.iter().position(|r| r.id == id) {
-                        self.selected = offset + p as u64;
+                        let now_at = offset + p as u64;
+                        let pushed = now_at.saturating_sub(self.selected);
+                        let top_before = self.top;
+                        // At the top of the queue new alerts show where they land; further
+                        // down the view holds still and counts them instead.
+                        if self.top > 0 {
+                            self.top += pushed;
+                        }
+                        self.selected = now_at;
                         self.scroll_to_selection();
+                        if pushed > 0 {
+                            self.new_above += self.top.saturating_sub(top_before);
+                        }
                     }
                 }
                 if self.totals.alerts > 0 && self.selected >= self.totals.alerts {
                     self.selected = self.totals.alerts - 1;
                     self.scroll_to_selection();
-                }
-                if self.rate.is_empty() {
-                    self.rate.push_back((Instant::now(), self.totals.alerts));
                 }
                 self.after_selection_moved();
             }
@@ -554,23 +643,17 @@ impl App {
     }
 }
 
-/// Typing in the reason prompt: printable characters, backspace, ctrl-u to clear. Control
-/// characters never enter the reason.
-fn edit_text(p: &mut Prompt, code: KeyCode, mods: KeyModifiers) {
-    const MAX_REASON: usize = 500;
-    match code {
-        KeyCode::Backspace => {
-            p.reason.pop();
-        }
-        KeyCode::Char('u') if mods.contains(KeyModifiers::CONTROL) => p.reason.clear(),
+/// The character a key types into a prompt, if it types one: control keys never do.
+fn typed_char(k: &crossterm::event::KeyEvent) -> Option<char> {
+    match k.code {
         KeyCode::Char(c)
             if !c.is_control()
-                && !mods.contains(KeyModifiers::CONTROL)
-                && p.reason.chars().count() < MAX_REASON =>
+                && !k
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
         {
-            p.reason.push(c);
-            p.error = None;
+            Some(c)
         }
-        _ => {}
+        _ => None,
     }
 }

@@ -2,6 +2,7 @@
 //! Owns parsing, validation and lookup. Every mistake is a start-up error naming the file, the
 //! table and the key; the help overlay is generated from the bindings in force.
 
+use super::text_input::Edit;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -30,6 +31,12 @@ pub enum Action {
     Confirm,
     Cancel,
     ToggleEnrichment,
+    /// Scroll an overlay (the help) down or up one line.
+    ScrollDown,
+    ScrollUp,
+    /// A change to the prompt field under the cursor; printable characters no binding claims
+    /// arrive as `Text(Edit::Insert(c))`.
+    Text(Edit),
 }
 
 impl Action {
@@ -52,6 +59,15 @@ impl Action {
         Action::Confirm,
         Action::Cancel,
         Action::ToggleEnrichment,
+        Action::ScrollDown,
+        Action::ScrollUp,
+        Action::Text(Edit::DeleteBack),
+        Action::Text(Edit::DeleteForward),
+        Action::Text(Edit::Left),
+        Action::Text(Edit::Right),
+        Action::Text(Edit::Home),
+        Action::Text(Edit::End),
+        Action::Text(Edit::Clear),
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,10 +90,20 @@ impl Action {
             Action::Confirm => "confirm",
             Action::Cancel => "cancel",
             Action::ToggleEnrichment => "enrichment",
+            Action::ScrollDown => "scroll_down",
+            Action::ScrollUp => "scroll_up",
+            Action::Text(Edit::Insert(_)) => "insert",
+            Action::Text(Edit::DeleteBack) => "delete_back",
+            Action::Text(Edit::DeleteForward) => "delete_forward",
+            Action::Text(Edit::Left) => "cursor_left",
+            Action::Text(Edit::Right) => "cursor_right",
+            Action::Text(Edit::Home) => "line_start",
+            Action::Text(Edit::End) => "line_end",
+            Action::Text(Edit::Clear) => "clear_field",
         }
     }
 
-    /// One line for the help overlay.
+    /// One line for the help overlay; short enough to read whole beside its keys at 80 columns.
     pub fn describe(self) -> &'static str {
         match self {
             Action::Quit => "quit vigil",
@@ -91,19 +117,23 @@ impl Action {
             Action::PageUp => "page up",
             Action::Approve => "approve the selected action (asks for a reason)",
             Action::Reject => "reject the selected action (asks for a reason)",
-            Action::Rollback => {
-                "undo the selected action with its rollback call (asks for a reason)"
-            }
-            Action::Edit => {
-                "edit the selected action's params before approving (asks for a reason)"
-            }
-            Action::Dispose => {
-                "record a verdict on the alert: tp / fp / benign (asks for a reason)"
-            }
-            Action::NextChoice => "next verdict (tp, fp, benign)",
+            Action::Rollback => "run the action's rollback call (asks for a reason)",
+            Action::Edit => "edit params, then approve the action (asks a reason)",
+            Action::Dispose => "record a verdict on the alert: tp/fp/benign, with a reason",
+            Action::NextChoice => "next verdict (tp, fp, benign) / next field",
             Action::Confirm => "confirm",
             Action::Cancel => "cancel / close",
             Action::ToggleEnrichment => "switch the detail pane: alert / enrichment",
+            Action::ScrollDown => "scroll down",
+            Action::ScrollUp => "scroll up",
+            Action::Text(Edit::Insert(_)) => "type text",
+            Action::Text(Edit::DeleteBack) => "delete the character before the cursor",
+            Action::Text(Edit::DeleteForward) => "delete the character under the cursor",
+            Action::Text(Edit::Left) => "cursor left",
+            Action::Text(Edit::Right) => "cursor right",
+            Action::Text(Edit::Home) => "cursor to the start of the field",
+            Action::Text(Edit::End) => "cursor to the end of the field",
+            Action::Text(Edit::Clear) => "clear the field",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Terminal set-up and tear-down. Owns raw mode, the alternate screen and the input thread;
 //! a panic restores the terminal before the message is printed.
 
+use super::colour_depth::{ColourDepth, ColourOut};
 use crossterm::event::{self, Event};
 use crossterm::execute;
 use crossterm::terminal::{
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub type Term = Terminal<CrosstermBackend<Stdout>>;
+pub type Term = Terminal<CrosstermBackend<ColourOut<Stdout>>>;
 
 fn restore() {
     let _ = disable_raw_mode();
@@ -25,7 +26,8 @@ fn restore() {
     );
 }
 
-/// Enter raw mode and the alternate screen, and make a panic restore them first.
+/// Enter raw mode and the alternate screen, and make a panic restore them first. Colours are
+/// the 16 named ones unless the terminal says it has more.
 ///
 /// # Errors
 /// When stdout is not a terminal.
@@ -37,7 +39,8 @@ pub fn enter() -> anyhow::Result<Term> {
     }));
     enable_raw_mode()?;
     execute!(std::io::stdout(), EnterAlternateScreen)?;
-    let mut t = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let out = ColourOut::new(std::io::stdout(), ColourDepth::from_env());
+    let mut t = Terminal::new(CrosstermBackend::new(out))?;
     t.clear()?;
     Ok(t)
 }

@@ -2,8 +2,9 @@
 //! from an alert goes through `sanitize` first. Works at 80x24, hides the detail panes when
 //! smaller, and says so below 40x10.
 
-use super::app::{App, Focus, Overlay};
-use super::keymap::Action;
+use super::app::{App, Focus, Overlay, PromptField};
+use super::keymap::{Action, Keymap};
+use super::text_input::TextField;
 use crate::engine::enrich::{attack, SourceKind, Verdict};
 use crate::engine::score::Score;
 use crate::engine::store::QueueRow;
@@ -175,8 +176,31 @@ fn draw_queue(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     } else {
         pal.dim().add_modifier(Modifier::BOLD)
     };
-    let header =
-        Row::new(vec!["RISK", "TIME (UTC)", "MODULE", "SOURCE", "RULE"]).style(header_style);
+    // Alerts that arrived above the view are announced where the eye is, not scrolled in.
+    let rule_header = if app.new_above > 0 {
+        let top = app
+            .keymap
+            .key_for("queue", Action::First)
+            .unwrap_or_default();
+        format!("RULE  ▲ {} new above ({top}: top)", app.new_above)
+    } else {
+        "RULE".to_string()
+    };
+    let header = Row::new(vec![
+        Span::raw("RISK"),
+        Span::raw("TIME (UTC)"),
+        Span::raw("MODULE"),
+        Span::raw("SOURCE"),
+        Span::styled(
+            rule_header,
+            if app.new_above > 0 {
+                pal.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            },
+        ),
+    ])
+    .style(header_style);
     let visible = area.height.saturating_sub(1) as u64;
     let mut rows = Vec::new();
     for i in app.top..app.top + visible {
@@ -556,8 +580,10 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         );
         return;
     }
-    let mut lines = Vec::new();
+    // Each action is its own block of lines, so the pane can scroll to the selected one.
+    let mut blocks: Vec<Vec<Line>> = Vec::new();
     for (i, a) in actions.iter().enumerate() {
+        let mut lines = Vec::new();
         let marker = if i == app.action_sel { "▶ " } else { "  " };
         let mut head = vec![
             Span::raw(marker),
@@ -627,47 +653,95 @@ fn draw_actions(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
                 pal.status(&a.status),
             ));
         }
+        blocks.push(lines);
     }
+    let inner = block.inner(area);
+    let heights: Vec<usize> = blocks
+        .iter()
+        .map(|b| {
+            Paragraph::new(b.clone())
+                .wrap(Wrap { trim: false })
+                .line_count(inner.width)
+        })
+        .collect();
+    let sel = app.action_sel.min(blocks.len().saturating_sub(1));
+    let start: usize = heights[..sel].iter().sum();
+    let end = start + heights.get(sel).copied().unwrap_or(0);
+    let room = usize::from(inner.height);
+    // Show the selected action whole when it fits, its head first when it does not.
+    let scroll = if end <= room {
+        0
+    } else if heights.get(sel).copied().unwrap_or(0) <= room {
+        end - room
+    } else {
+        start
+    };
+    let lines: Vec<Line> = blocks.into_iter().flatten().collect();
     f.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .wrap(Wrap { trim: false }),
+            .wrap(Wrap { trim: false })
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
         area,
     );
 }
 
 fn draw_status(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     let t = &app.totals;
-    let budgets: String = app
-        .enrich_status
-        .iter()
-        .map(|p| format!("{} · ", p.short()))
-        .collect();
-    let counts = format!(
-        " {} alerts · {:.0}/min · {} pending · {} quarantined · {} incidents · {budgets}",
-        t.alerts,
-        app.rate_per_minute(),
-        t.pending_actions,
-        t.quarantined,
-        t.incidents,
-    );
-    // The database path keeps its file name when space is short: the start goes first.
-    let room = (area.width as usize)
-        .saturating_sub(counts.chars().count() + 1)
-        .max(12);
+    let width = area.width as usize;
+    // What an analyst needs first always shows; the rest joins while it fits.
+    let mut parts = vec![
+        format!("{} alerts", t.alerts),
+        format!("{:.0}/min", app.rate_per_minute()),
+        format!("{} pending", t.pending_actions),
+    ];
+    // Lookup budgets and queues explain waiting enrichment, so they come before the counts.
+    let optional = app.enrich_status.iter().map(|p| p.short()).chain([
+        format!("{} quarantined", t.quarantined),
+        format!("{} incidents", t.incidents),
+    ]);
     let db = untrusted(&app.db_path);
-    let n = db.chars().count();
-    let db = if n > room {
-        format!("…{}", db.chars().skip(n + 1 - room).collect::<String>())
-    } else {
-        db
-    };
+    let name_width = db.rsplit('/').next().unwrap_or(&db).chars().count() + 1;
+    let len = |parts: &[String]| parts.iter().map(|p| p.chars().count() + 3).sum::<usize>() + 1;
+    for part in optional {
+        if len(&parts) + part.chars().count() + 3 + name_width <= width {
+            parts.push(part);
+        }
+    }
+    let room = width.saturating_sub(len(&parts));
+    let text = format!(" {} · {}", parts.join(" · "), shorten_path(&db, room));
     let style = if pal.on {
         Style::default().bg(Color::Blue).fg(Color::White)
     } else {
         Style::default().add_modifier(Modifier::REVERSED)
     };
-    f.render_widget(Paragraph::new(format!("{counts}{db}")).style(style), area);
+    f.render_widget(Paragraph::new(text).style(style), area);
+}
+
+/// A path in at most `room` characters, cut only at a separator so no name is ever half
+/// shown: `…/evidence/vigil.db`. The file name is kept whole even when it does not fit.
+fn shorten_path(path: &str, room: usize) -> String {
+    if path.chars().count() <= room {
+        return path.to_string();
+    }
+    let mut tail = String::new();
+    for part in path.rsplit('/') {
+        let longer = if tail.is_empty() {
+            part.to_string()
+        } else {
+            format!("{part}/{tail}")
+        };
+        if tail.is_empty() || longer.chars().count() + 2 <= room {
+            tail = longer;
+        } else {
+            break;
+        }
+    }
+    if tail.chars().count() + 2 <= room {
+        format!("…/{tail}")
+    } else {
+        tail
+    }
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -679,6 +753,29 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
         width: w,
         height: h,
     }
+}
+
+/// A prompt field: its label, then the text with the cursor shown where typing goes.
+fn field_line<'a>(label: &'a str, field: &TextField, active: bool, pal: &Palette) -> Line<'a> {
+    let mut spans = vec![Span::styled(label, pal.title())];
+    if !active {
+        spans.push(Span::raw(untrusted(&field.text())));
+        return Line::from(spans);
+    }
+    let (before, after) = field.split_at_cursor();
+    let mut rest = after.chars();
+    spans.push(Span::raw(untrusted(&before)));
+    match rest.next() {
+        Some(c) => {
+            spans.push(Span::styled(
+                untrusted(&c.to_string()),
+                Style::default().add_modifier(Modifier::REVERSED),
+            ));
+            spans.push(Span::raw(untrusted(rest.as_str())));
+        }
+        None => spans.push(Span::styled("█", pal.dim())),
+    }
+    Line::from(spans)
 }
 
 fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
@@ -706,17 +803,13 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         PromptKind::Disposition { alert_id, .. } => format!("Verdict on alert #{alert_id}"),
         _ => format!("{verb} action #{}", p.action_id),
     };
-    let rect = centered(
-        area,
-        area.width.saturating_sub(4).min(76),
-        if p.kind == PromptKind::Edit { 11 } else { 9 },
-    );
     let block = Block::default()
         .borders(Borders::ALL)
         .title(title)
         .border_style(pal.fg(colour));
-    let cursor = |on: bool| Span::styled(if on { "█" } else { "" }, pal.dim());
-    let mut lines = match p.kind {
+    // What the analyst decides on (the call) above; what they type and the keys below. The
+    // lower part is never cut: the call gets the room that is left.
+    let head = match p.kind {
         PromptKind::Disposition { verdict, .. } => vec![
             Line::from(vec![
                 Span::styled("Verdict: ", pal.title()),
@@ -741,22 +834,24 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
             Line::raw(untrusted(&p.rendered)),
         ],
     };
-    lines.push(Line::raw(""));
-    if p.kind == PromptKind::Edit {
-        lines.push(Line::from(vec![
-            Span::styled("Params: ", pal.title()),
-            Span::raw(untrusted(&p.params)),
-            cursor(p.field == 0),
-        ]));
+    let mut foot = vec![Line::raw("")];
+    if let Some(params) = &p.params {
+        foot.push(field_line(
+            "Params: ",
+            params,
+            p.field == PromptField::Params,
+            pal,
+        ));
     }
-    lines.push(Line::from(vec![
-        Span::styled("Reason: ", pal.title()),
-        Span::raw(untrusted(&p.reason)),
-        cursor(p.field == 1),
-    ]));
+    foot.push(field_line(
+        "Reason: ",
+        &p.reason,
+        p.field == PromptField::Reason,
+        pal,
+    ));
     if let Some(e) = &p.error {
-        lines.push(Line::styled(
-            e.clone(),
+        foot.push(Line::styled(
+            untrusted(e),
             pal.fg(Color::Red).add_modifier(Modifier::BOLD),
         ));
     }
@@ -768,41 +863,115 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         .keymap
         .key_for("prompt", Action::Cancel)
         .unwrap_or_default();
-    lines.push(Line::styled(
+    foot.push(Line::styled(
         format!(
             "{confirm}: {} · {cancel}: cancel · a reason is required{}",
             verb.to_lowercase(),
-            if p.kind == PromptKind::Edit {
-                " · tab: next field"
+            if p.params.is_some() {
+                format!(" · {next}: next field")
             } else {
-                ""
+                String::new()
             }
         ),
         pal.dim(),
     ));
+    let width = area.width.saturating_sub(4).min(76);
+    let inner_width = width.saturating_sub(2);
+    let measure = |lines: &[Line]| {
+        Paragraph::new(lines.to_vec())
+            .wrap(Wrap { trim: false })
+            .line_count(inner_width)
+    };
+    let (head_h, foot_h) = (measure(&head), measure(&foot));
+    let height = u16::try_from(head_h + foot_h + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
+    let rect = centered(area, width, height);
+    f.render_widget(Clear, rect);
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let foot_h = u16::try_from(foot_h).unwrap_or(u16::MAX).min(inner.height);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(foot_h)]).areas(inner);
+    f.render_widget(Paragraph::new(head).wrap(Wrap { trim: false }), top);
+    if head_h > usize::from(top.height) && top.height > 0 {
+        // Too long to show whole: say so on the last row rather than cut silently.
+        let hidden = head_h - usize::from(top.height) + 1;
+        let note_row = Rect {
+            y: top.y + top.height - 1,
+            height: 1,
+            ..top
+        };
+        f.render_widget(Clear, note_row);
+        f.render_widget(
+            Paragraph::new(Line::styled(
+                format!("… {hidden} more lines of the call not shown"),
+                pal.fg(Color::Yellow),
+            )),
+            note_row,
+        );
+    }
+    f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), bottom);
+}
+
+/// The help overlay's lines: a heading per keymap table, then its keys and what they do.
+fn help_text(keymap: &Keymap, pal: &Palette) -> Vec<Line<'static>> {
+    let entries = keymap.help_lines();
+    let keys_width = entries
+        .iter()
+        .map(|(_, k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    let mut table_now = String::new();
+    for (table, keys, action) in entries {
+        if table != table_now {
+            lines.push(Line::styled(format!("[{table}]"), pal.dim()));
+            table_now = table;
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {keys:<keys_width$} "), pal.title()),
+            Span::raw(action.describe()),
+        ]));
+    }
+    lines
+}
+
+/// How many lines the help overlay has (for scrolling).
+pub fn help_line_count(keymap: &Keymap) -> u16 {
+    u16::try_from(help_text(keymap, &Palette { on: false }).len()).unwrap_or(u16::MAX)
+}
+
+fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
+    let lines = help_text(&app.keymap, pal);
+    let total = u16::try_from(lines.len()).unwrap_or(u16::MAX);
+    let rect = centered(area, 78, total.saturating_add(2));
+    let room = rect.height.saturating_sub(2);
+    let scroll = app.help_scroll.min(total.saturating_sub(room));
+    let down = app
+        .keymap
+        .key_for("help", Action::ScrollDown)
+        .unwrap_or_default();
+    let up = app
+        .keymap
+        .key_for("help", Action::ScrollUp)
+        .unwrap_or_default();
+    let title = if total > room {
+        format!(
+            "Keys in force · lines {}-{} of {total} · {down}/{up} scroll",
+            scroll + 1,
+            (scroll + room).min(total)
+        )
+    } else {
+        "Keys (from the keymap in force)".to_string()
+    };
+    let block = Block::default().borders(Borders::ALL).title(title);
     f.render_widget(Clear, rect);
     f.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .wrap(Wrap { trim: false }),
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
         rect,
     );
-}
-
-fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
-    let entries = app.keymap.help_lines();
-    let rect = centered(area, 72, entries.len() as u16 + 2);
-    let mut lines = Vec::new();
-    for (table, keys, action) in &entries {
-        lines.push(Line::from(vec![
-            Span::styled(format!("{table:<8}"), pal.dim()),
-            Span::styled(format!("{keys:<20}"), pal.title()),
-            Span::raw(action.describe()),
-        ]));
-    }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .title("Keys (from the keymap in force)");
-    f.render_widget(Clear, rect);
-    f.render_widget(Paragraph::new(lines).block(block), rect);
 }

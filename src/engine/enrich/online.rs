@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 /// A provider's configured behaviour.
@@ -233,6 +233,9 @@ struct Inner {
     writer: Option<mpsc::Sender<WriteOp>>,
     focus: Mutex<Option<i64>>,
     cache: Mutex<CacheStats>,
+    /// Never sent on: dropped with the client, which tells requests still in flight that
+    /// nobody waits for their answer any more.
+    gone: watch::Sender<()>,
 }
 
 /// The client. Cheap to clone; dispatchers run as tokio tasks until the last clone is dropped.
@@ -302,6 +305,7 @@ impl Online {
             writer,
             focus: Mutex::new(None),
             cache: Mutex::new(CacheStats::default()),
+            gone: watch::channel(()).0,
         });
         if !offline {
             for lane in inner.lanes.values() {
@@ -636,6 +640,7 @@ async fn dispatch(inner: std::sync::Weak<Inner>, lane: Arc<Lane>) {
         }
         let writer = inner.writer.clone();
         let fut = inner.transport.fetch(lane.settings.id, &item.ioc);
+        let mut gone = inner.gone.subscribe();
         drop(inner);
         if let Some(w) = &writer {
             // Awaited, not tried: a lost usage record would let a restart overspend the budget.
@@ -648,7 +653,12 @@ async fn dispatch(inner: std::sync::Weak<Inner>, lane: Arc<Lane>) {
         }
         let lane2 = lane.clone();
         tokio::spawn(async move {
-            let r = fut.await;
+            // Once the client is gone (vigil is stopping) the request is abandoned: its alert
+            // is still marked pending in the database and is asked again on the next start.
+            let r = tokio::select! {
+                r = fut => r,
+                _ = gone.changed() => return,
+            };
             let cache = finish(&lane2, item, r);
             drop(permit);
             if let (Some(w), Some(op)) = (writer, cache) {

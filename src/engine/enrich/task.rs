@@ -506,6 +506,10 @@ impl Enricher {
         events: mpsc::Sender<EngineEvent>,
     ) {
         let running: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+        let mut jobs = OnlineJobs {
+            set: tokio::task::JoinSet::new(),
+            online: self.sources.online.clone(),
+        };
         let mut cursor = 0i64;
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut last_status: Vec<ProviderStatus> = Vec::new();
@@ -527,8 +531,9 @@ impl Enricher {
                 _ = tick.tick() => {}
             }
             cursor = self.offline_all(cursor, false, &mut summary).await;
+            while jobs.set.try_join_next().is_some() {}
             if self.sources.online.is_some() {
-                self.start_jobs(&running, focused).await;
+                self.start_jobs(&running, focused, &mut jobs.set).await;
             }
             let status = self.sources.status();
             if status != last_status {
@@ -563,7 +568,12 @@ impl Enricher {
 
     /// Start online jobs for pending alerts while slots are free; the focused incident's
     /// alerts start regardless of free slots.
-    async fn start_jobs(&self, running: &Arc<Mutex<HashSet<i64>>>, focused: Option<i64>) {
+    async fn start_jobs(
+        &self,
+        running: &Arc<Mutex<HashSet<i64>>>,
+        focused: Option<i64>,
+        jobs: &mut tokio::task::JoinSet<()>,
+    ) {
         let busy = running.lock().map(|r| r.len()).unwrap_or(MAX_ONLINE_JOBS);
         let free = MAX_ONLINE_JOBS.saturating_sub(busy) as u64;
         let mut candidates = Vec::new();
@@ -609,13 +619,34 @@ impl Enricher {
             let job = self.job(a, done);
             let me = self.clone();
             let running = running.clone();
-            tokio::spawn(async move {
+            jobs.spawn(async move {
                 me.run_job(job).await;
                 if let Ok(mut r) = running.lock() {
                     r.remove(&id);
                 }
             });
         }
+    }
+}
+
+/// The online jobs of a running enricher. Stopping (or the task being cut off) drops them at
+/// once instead of waiting for budgets and slow providers: their alerts stay marked pending in
+/// the database, so the next start asks again, and the log says how many were left.
+struct OnlineJobs {
+    set: tokio::task::JoinSet<()>,
+    online: Option<Online>,
+}
+
+impl Drop for OnlineJobs {
+    fn drop(&mut self) {
+        let alerts = self.set.len();
+        let lookups = self.online.as_ref().map_or(0, Online::pending);
+        if alerts > 0 || lookups > 0 {
+            tracing::info!(
+                "online lookups left pending for the next start: {lookups} lookups for {alerts} alerts"
+            );
+        }
+        self.set.abort_all();
     }
 }
 
