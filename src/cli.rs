@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod database;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vigil",
@@ -41,7 +43,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Alert file, directory or glob to follow (repeatable). Default: config `watch`, else the
-    /// shipped samples.
+    /// shipped samples when no --db is given (a named database follows nothing by default).
     #[arg(long, global = true, value_name = "PATH")]
     pub watch: Vec<PathBuf>,
     #[command(subcommand)]
@@ -58,6 +60,12 @@ pub enum Command {
     /// Run the engine headless (for a jump host or systemd): follow the watch set until
     /// SIGTERM or SIGINT, then commit what is in flight and exit.
     Daemon,
+    /// Open a saved case database read-only in the TUI: nothing is followed, written or
+    /// decided, and the file is left byte-for-byte as it was.
+    Review {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
     /// Read files once, store their alerts, print a JSON summary.
     Ingest {
         #[arg(required = true)]
@@ -330,6 +338,10 @@ pub struct Setup {
     pub paths: Paths,
     pub config: Config,
     pub db: PathBuf,
+    /// The database was named with --db: a saved case, not the default store.
+    pub db_named: bool,
+    /// Who may read the database files created.
+    pub sharing: crate::file_access::Sharing,
 }
 
 impl Setup {
@@ -338,8 +350,17 @@ impl Setup {
     pub fn resolve(db: Option<PathBuf>) -> Result<Self, Failure> {
         let paths = Paths::resolve();
         let config = Config::load(&paths.config_file())?;
+        let sharing = crate::file_access::Sharing::from_group_name(&config.store.group)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", paths.config_file().display())))?;
+        let db_named = db.is_some();
         let db = db.unwrap_or_else(|| paths.default_db());
-        Ok(Setup { paths, config, db })
+        Ok(Setup {
+            paths,
+            config,
+            db,
+            db_named,
+            sharing,
+        })
     }
 
     /// # Errors
@@ -413,10 +434,15 @@ impl Setup {
         if !self.config.watch.is_empty() {
             return self.config.watch.clone();
         }
+        if self.db_named {
+            // A saved case opened to look at must not be fed the demo samples.
+            return Vec::new();
+        }
         vec![paths::shipped_samples()]
     }
 
     pub fn engine_config(&self, watch: Vec<PathBuf>) -> Result<engine::EngineConfig, Failure> {
+        self.create_db()?;
         Ok(engine::EngineConfig {
             db: self.db.clone(),
             watch,
@@ -500,6 +526,8 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
 
 fn open_log(paths: &Paths) -> anyhow::Result<tracing_appender::rolling::RollingFileAppender> {
     paths.ensure_data_dir()?;
+    // The log names alerts and decisions: its owner's alone.
+    crate::file_access::create_if_missing(&paths.log_file(), Default::default())?;
     Ok(tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::NEVER)
         .filename_prefix("vigil.log")
@@ -537,6 +565,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "start");
     match cli.command {
         None => run_tui(&setup, &cli.watch),
+        Some(Command::Review { path }) => database::review(&setup, &path),
         Some(Command::Daemon) => daemon(&setup, &cli.watch),
         Some(Command::Bench {
             what:
@@ -621,7 +650,8 @@ fn run_tui(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let cfg = setup.engine_config(setup.watch(watch))?;
     let rt = runtime()?;
-    rt.block_on(crate::tui::run(cfg, keymap, setup.db.clone()))?;
+    let session = crate::tui::Session::Live(cfg);
+    rt.block_on(crate::tui::run(session, keymap, setup.db.clone()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -640,17 +670,26 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
     use tokio::signal::unix::{signal, SignalKind};
     let cfg = setup.engine_config(setup.watch(watch))?;
     let rt = runtime()?;
-    rt.block_on(async {
+    let damage = rt.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
         let mut engine = engine::start(cfg)?;
         tracing::info!(db = %setup.db.display(), "daemon started");
+        let mut damaged = engine.store_damaged.clone();
+        let mut damage = None;
         let why = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
                 // Nothing asks the engine anything here, but drain its events so it never blocks.
                 ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
+                d = damaged.wait_for(Option::is_some) => match d {
+                    Ok(d) => {
+                        damage = d.clone();
+                        break "database damaged";
+                    }
+                    Err(_) => break "engine stopped",
+                },
             }
         };
         let started = std::time::Instant::now();
@@ -660,11 +699,17 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
         let ms = started.elapsed().as_millis();
         tracing::info!(why, clean, ms, "daemon stopped");
         output::print_json(&serde_json::json!({"stopped": why, "clean": clean, "stop_ms": ms}))?;
-        anyhow::Ok(())
+        anyhow::Ok(damage)
     })?;
     // Leave without waiting for blocking tasks that outlived the budget.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
-    Ok(ExitCode::SUCCESS)
+    match damage {
+        Some(d) => Err(Failure::Runtime(anyhow!(
+            "{}: the database is damaged ({d}); stopped rather than write into it",
+            setup.db.display()
+        ))),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
@@ -705,6 +750,8 @@ fn ingest(
         .config
         .format_settings()
         .map_err(|e| Failure::Usage(e.0))?;
+    setup.refuse_damaged_db()?;
+    setup.create_db()?;
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -1109,6 +1156,7 @@ fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Fai
             scorer,
             writer: tx.clone(),
             reader,
+            health: store::StoreHealth::new(),
         };
         let summary = enricher.run_once(again).await;
         let feeds = enricher

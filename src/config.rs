@@ -25,6 +25,17 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub enrichment: EnrichmentConfig,
     pub train: TrainConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: who may read the database files vigil creates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A group that shares new databases (created 0660 for it). Empty: the owner alone (0600).
+    #[serde(default)]
+    pub group: String,
 }
 
 /// `[enrichment]`: offline sources and online providers.

@@ -30,7 +30,7 @@ pub mod train;
 
 use crate::identity::Actor;
 use pipeline::Pipeline;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use store::{
     ActionRow, AlertDetail, DecisionError, DispositionRow, QueueRow, Totals, Verdict, WriteOp,
@@ -120,8 +120,14 @@ pub struct EngineHandle {
     pub events: mpsc::Receiver<EngineEvent>,
     /// Ticks after every commit; the UI refreshes what it shows when it changes.
     pub db_changed: watch::Receiver<u64>,
+    /// Becomes the damage found when the database file turns out to be damaged: the engine has
+    /// stopped writing, and whoever runs it should stop too.
+    pub store_damaged: watch::Receiver<Option<String>>,
     stop: watch::Sender<bool>,
-    responder: respond::Responder,
+    /// `None` in a read-only review: nothing there may decide or record anything.
+    responder: Option<respond::Responder>,
+    /// A review has no writer; this keeps `db_changed` open so waiting on it waits.
+    _no_writer: Option<watch::Sender<u64>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     tailer: Option<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -150,17 +156,17 @@ impl EngineHandle {
                 abort.abort();
             }
         }
-        let _ = self
-            .responder
-            .record(|c| {
-                session_record(
-                    c,
-                    "session_end",
-                    serde_json::json!({"pid": std::process::id()}),
-                )
-            })
-            .await;
-        drop(self.responder);
+        if let Some(r) = self.responder.take() {
+            let _ = r
+                .record(|c| {
+                    session_record(
+                        c,
+                        "session_end",
+                        serde_json::json!({"pid": std::process::id()}),
+                    )
+                })
+                .await;
+        }
         drop(self.commands);
         if let Some(w) = self.writer_thread.take() {
             let _ = tokio::task::spawn_blocking(move || w.join()).await;
@@ -175,7 +181,8 @@ impl EngineHandle {
 pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
     let (write_tx, write_rx) = mpsc::channel::<WriteOp>(64);
     let (changed_tx, changed_rx) = watch::channel(0u64);
-    let writer_thread = store::spawn_writer(
+    let health = store::StoreHealth::new();
+    let writer_thread = store::spawn_writer_with_health(
         cfg.db.clone(),
         WriterConfig {
             incident_rules: cfg.incident_rules.clone(),
@@ -187,6 +194,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         },
         write_rx,
         changed_tx,
+        health.clone(),
     )?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let (cmd_tx, cmd_rx) = mpsc::channel::<EngineCommand>(64);
@@ -213,6 +221,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
             let _ = r.record(move |c| session_record(c, "session_start", detail)).await;
         }));
     }
+    tracing::info!(paths = ?cfg.watch, "watch set");
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
         format: cfg.format,
@@ -240,6 +249,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
             scorer: cfg.pipeline.scorer.clone(),
             writer: write_tx.clone(),
             reader: enrich_reader,
+            health: health.clone(),
         };
         tasks.push(tokio::spawn(enricher.run(
             stop_rx.clone(),
@@ -248,11 +258,12 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
             ev_tx.clone(),
         )));
     }
+    tasks.push(tokio::spawn(tell_damage(health.subscribe(), ev_tx.clone())));
     let answers = Answers {
         reader,
         focus: focus_tx,
         events: ev_tx,
-        responder: responder.clone(),
+        responder: Some(responder.clone()),
     };
     tasks.push(tokio::spawn(answers.run(cmd_rx, stop_rx)));
     drop(write_tx);
@@ -260,12 +271,65 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         commands: cmd_tx,
         events: ev_rx,
         db_changed: changed_rx,
+        store_damaged: health.subscribe(),
         stop: stop_tx,
-        responder,
+        responder: Some(responder),
+        _no_writer: None,
         writer_thread: Some(writer_thread),
         tailer,
         tasks,
     })
+}
+
+/// Start the engine for a read-only review of a saved database: queries only. No tailer,
+/// writer, responder or enrichment runs, the file is opened read-only (immutable in a folder
+/// nobody may write to), and every decision is answered "read-only review".
+///
+/// # Errors
+/// When the database cannot be opened for reading.
+pub fn review(db: &Path) -> anyhow::Result<EngineHandle> {
+    let reader = store::open_read_only(db)?;
+    // Fail now, not on the first screen, when the file is not a vigil database.
+    store::totals(&reader)?;
+    let (changed_tx, changed_rx) = watch::channel(0u64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (cmd_tx, cmd_rx) = mpsc::channel::<EngineCommand>(64);
+    let (ev_tx, ev_rx) = mpsc::channel::<EngineEvent>(EVENT_CAPACITY);
+    let answers = Answers {
+        reader: Arc::new(Mutex::new(reader)),
+        focus: watch::channel(None).0,
+        events: ev_tx,
+        responder: None,
+    };
+    let health = store::StoreHealth::new();
+    Ok(EngineHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        db_changed: changed_rx,
+        store_damaged: health.subscribe(),
+        stop: stop_tx,
+        responder: None,
+        _no_writer: Some(changed_tx),
+        writer_thread: None,
+        tailer: None,
+        tasks: vec![tokio::spawn(answers.run(cmd_rx, stop_rx))],
+    })
+}
+
+/// What a review answers to anything that would change the case.
+pub const READ_ONLY_REVIEW: &str = "read-only review";
+
+/// Tell the UI, once, that the database is damaged and nothing more will be written.
+async fn tell_damage(
+    mut damaged: watch::Receiver<Option<String>>,
+    events: mpsc::Sender<EngineEvent>,
+) {
+    let damage = match damaged.wait_for(Option::is_some).await {
+        Ok(d) => d.clone().unwrap_or_default(),
+        Err(_) => return,
+    };
+    let msg = format!("the database is damaged ({damage}); vigil has stopped writing to it");
+    let _ = events.send(EngineEvent::Error(msg)).await;
 }
 
 fn session_record(
@@ -329,7 +393,8 @@ struct Answers {
     /// The incident of the alert on screen: its enrichment lookups go first.
     focus: watch::Sender<Option<i64>>,
     events: mpsc::Sender<EngineEvent>,
-    responder: respond::Responder,
+    /// `None` in a read-only review.
+    responder: Option<respond::Responder>,
 }
 
 impl Answers {
@@ -356,8 +421,19 @@ impl Answers {
                     EngineCommand::LoadDetail { .. } if Some(i) != last_detail => {}
                     EngineCommand::Decide { .. }
                     | EngineCommand::Edit { .. }
+                    | EngineCommand::Rollback { .. }
+                    | EngineCommand::Dispose { .. }
+                        if self.responder.is_none() =>
+                    {
+                        let refusal = EngineEvent::Error(READ_ONLY_REVIEW.to_string());
+                        let _ = self.events.send(refusal).await;
+                    }
+                    EngineCommand::Decide { .. }
+                    | EngineCommand::Edit { .. }
                     | EngineCommand::Rollback { .. } => {
-                        let responder = self.responder.clone();
+                        let Some(responder) = self.responder.clone() else {
+                            continue;
+                        };
                         let events = self.events.clone();
                         tokio::spawn(async move { act_on(responder, events, c).await });
                     }
@@ -366,7 +442,9 @@ impl Answers {
                         verdict,
                         reason,
                     } => {
-                        let r = &self.responder;
+                        let Some(r) = &self.responder else {
+                            continue;
+                        };
                         let msg =
                             match dispose(&r.writer, &r.actor, alert_id, verdict, reason).await {
                                 Ok(d) => EngineEvent::Notice(format!(

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod file_access;
 pub mod identity;
 pub mod paths;
 pub mod sanitize;

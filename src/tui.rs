@@ -21,19 +21,32 @@ use tokio::sync::mpsc;
 /// alerts over SSH does not flood the link.
 const FRAME: Duration = Duration::from_millis(33);
 
+/// What the TUI is opened on.
+pub enum Session {
+    /// The live engine: following files, scoring, proposing, deciding.
+    Live(EngineConfig),
+    /// A saved database, read-only: nothing followed, written or decided.
+    Review,
+}
+
 /// Run the TUI until the analyst quits. The terminal is restored on every exit path, panics
 /// included.
 ///
 /// # Errors
 /// Engine start-up failures and terminal I/O errors.
-pub async fn run(cfg: EngineConfig, keymap: Keymap, db: PathBuf) -> anyhow::Result<()> {
-    let model = cfg
-        .pipeline
-        .scorer
-        .model_name()
-        .map(str::to_string)
-        .unwrap_or_else(|| "none (unscored)".into());
-    let mut engine = engine::start(cfg)?;
+pub async fn run(session: Session, keymap: Keymap, db: PathBuf) -> anyhow::Result<()> {
+    let (model, read_only, mut engine) = match session {
+        Session::Live(cfg) => {
+            let model = cfg
+                .pipeline
+                .scorer
+                .model_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| "none (unscored)".into());
+            (model, false, engine::start(cfg)?)
+        }
+        Session::Review => ("as stored".to_string(), true, engine::review(&db)?),
+    };
     let mut term = terminal::enter()?;
     let (key_tx, mut key_rx) = mpsc::channel::<Event>(256);
     let input_stop = terminal::spawn_input_thread(key_tx);
@@ -43,6 +56,7 @@ pub async fn run(cfg: EngineConfig, keymap: Keymap, db: PathBuf) -> anyhow::Resu
         model,
         view::colours_enabled(),
     );
+    app.read_only = read_only;
     let size = term.size()?;
     app.resize(size.width, size.height);
     app.request_queue();

@@ -3,6 +3,7 @@
 //! readers use their own connections (WAL lets them read while the writer commits).
 
 mod enrichment;
+mod health;
 
 use super::alert::Alert;
 use super::audit::{self, Entry};
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub mod actions;
+
+pub use health::{is_damage, StoreHealth};
 
 pub use actions::{
     action, actions, due, for_alert, idempotency_key, ActionRow, ApprovalRecord, DecisionError,
@@ -171,6 +174,9 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(dir);
     }
+    // A new database holds alerts and the audit trail: its owner's alone. Should this fail,
+    // opening it below fails too and says why.
+    let _ = crate::file_access::create_if_missing(path, crate::file_access::Sharing::Owner);
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -230,12 +236,51 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 /// # Errors
 /// When the file does not exist or cannot be opened.
 pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match immutable_uri(path) {
+        Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?,
+        None => Connection::open_with_flags(path, flags)?,
+    };
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
+}
+
+/// A database in a folder nobody here may write to, with no `-wal` beside it, cannot be
+/// changed by anyone while we read it. SQLite still wants to create `-shm` there to read a WAL
+/// database, which fails; opened as immutable it reads the file as it is, creating nothing.
+/// `None`: open it the ordinary way (a live database, or one whose `-wal` holds data).
+fn immutable_uri(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let writable = nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if writable || Path::new(&wal).exists() {
+        return None;
+    }
+    // URI syntax: `?` and `#` end the path and `%` escapes, so those three are encoded.
+    const URI_PATH: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%');
+    let p = path.to_str()?;
+    Some(format!(
+        "file:{}?immutable=1",
+        percent_encoding::utf8_percent_encode(p, URI_PATH)
+    ))
+}
+
+/// The first problem `PRAGMA quick_check` finds, or `None` when the database is sound. A file
+/// too damaged to check at all is a problem too.
+pub fn integrity_problem(conn: &Connection) -> Option<String> {
+    let found: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check(1)")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    match found {
+        Ok(rows) if rows.iter().all(|r| r == "ok") => None,
+        Ok(rows) => Some(rows.join("; ")),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 // ---------------------------------------------------------------- writes
@@ -463,8 +508,23 @@ const MAX_OPS_PER_TX: usize = 64;
 pub fn spawn_writer(
     path: PathBuf,
     cfg: WriterConfig,
+    ops: mpsc::Receiver<WriteOp>,
+    changed: watch::Sender<u64>,
+) -> rusqlite::Result<std::thread::JoinHandle<()>> {
+    spawn_writer_with_health(path, cfg, ops, changed, StoreHealth::new())
+}
+
+/// `spawn_writer`, reporting damage to the database through `health`: the writer stops at the
+/// first sign of it (its senders then see it gone) rather than retrying into a broken file.
+///
+/// # Errors
+/// When the database cannot be opened.
+pub fn spawn_writer_with_health(
+    path: PathBuf,
+    cfg: WriterConfig,
     mut ops: mpsc::Receiver<WriteOp>,
     changed: watch::Sender<u64>,
+    health: StoreHealth,
 ) -> rusqlite::Result<std::thread::JoinHandle<()>> {
     let mut conn = open(&path)?;
     let handle = std::thread::Builder::new()
@@ -480,16 +540,36 @@ pub fn spawn_writer(
                         Err(_) => break,
                     }
                 }
-                let wrote = apply_ops(&mut conn, &cfg, &mut incidents, batch);
+                let wrote = apply_ops(&mut conn, &cfg, &health, &mut incidents, batch);
                 if wrote {
                     generation += 1;
                     let _ = changed.send(generation);
                 }
+                if let Some(d) = health.damage() {
+                    tracing::error!("writer: stopping: {} is damaged: {d}", path.display());
+                    return;
+                }
             }
             tracing::info!("writer: all senders gone, stopping");
+            checkpoint_on_exit(&conn, &path);
         })
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     Ok(handle)
+}
+
+/// Move everything in the `-wal` into the database file, so the `.db` alone holds the whole
+/// case (an analyst copies that file, not its journals). Readers that are mid-read are waited
+/// for a moment; if they outlast it the data stays safely in the `-wal` for the next open.
+fn checkpoint_on_exit(conn: &Connection, path: &Path) {
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(1));
+    let r = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match r {
+        Ok(0) => tracing::info!(db = %path.display(), "writer: checkpointed"),
+        Ok(_) => tracing::warn!(db = %path.display(), "writer: readers kept part of the -wal"),
+        Err(e) => tracing::warn!(db = %path.display(), "writer: checkpoint failed: {e}"),
+    }
 }
 
 /// Reply to send once the transaction is durable: a decision is not reported as made before it
@@ -517,6 +597,7 @@ enum Reply {
 fn apply_ops(
     conn: &mut Connection,
     cfg: &WriterConfig,
+    health: &StoreHealth,
     incidents: &mut IncidentCache,
     ops: Vec<WriteOp>,
 ) -> bool {
@@ -524,7 +605,7 @@ fn apply_ops(
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            tracing::error!("writer: cannot begin transaction: {e}");
+            health.note("writer: cannot begin transaction", &e);
             for op in ops {
                 fail_op(op, &e.to_string());
             }
@@ -546,7 +627,7 @@ fn apply_ops(
                 let r = ingest(&sp, cfg, incidents, &batch);
                 let ok = r.is_ok();
                 if let Err(e) = &r {
-                    tracing::error!(file = %batch.file, "ingest batch failed: {e}");
+                    health.note(&format!("ingest batch from {} failed", batch.file), e);
                 }
                 (reply.map(|s| Reply::Ingest(s, r)), ok)
             }
@@ -561,7 +642,7 @@ fn apply_ops(
                 let r = apply(&sp);
                 let ok = r.is_ok();
                 if let Err(e) = &r {
-                    tracing::error!("write failed: {e}");
+                    health.log(&format!("write failed: {e}"));
                 }
                 (reply.map(|s| Reply::Record(s, r)), ok)
             }
@@ -577,7 +658,7 @@ fn apply_ops(
                 (Some(Reply::Disposition(reply, r)), ok)
             }
             WriteOp::Flush(reply) => (Some(Reply::Flush(reply)), true),
-            other => (None, apply_enrichment_op(&sp, other)),
+            other => (None, apply_enrichment_op(&sp, health, other)),
         };
         let committed = if ok {
             sp.commit()
@@ -587,13 +668,13 @@ fn apply_ops(
             sp.rollback().and_then(|()| sp.commit())
         };
         if let Err(e) = committed {
-            tracing::error!("writer: savepoint failed: {e}");
+            health.note("writer: savepoint failed", &e);
         }
         replies.extend(reply);
     }
     if let Err(e) = tx.commit() {
         incidents.clear();
-        tracing::error!("writer: commit failed: {e}");
+        health.note("writer: commit failed", &e);
         let msg = e.to_string();
         for r in replies {
             match r {
@@ -639,7 +720,7 @@ fn apply_ops(
 }
 
 /// Enrichment writes: no reply, a failure is logged and the op's savepoint rolled back.
-fn apply_enrichment_op(tx: &Connection, op: WriteOp) -> bool {
+fn apply_enrichment_op(tx: &Connection, health: &StoreHealth, op: WriteOp) -> bool {
     let r = match op {
         WriteOp::Enrich {
             alert_id,
@@ -665,7 +746,7 @@ fn apply_enrichment_op(tx: &Connection, op: WriteOp) -> bool {
         _ => Ok(()),
     };
     if let Err(e) = &r {
-        tracing::error!("enrichment write failed: {e}");
+        health.note("enrichment write failed", e);
     }
     r.is_ok()
 }

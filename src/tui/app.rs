@@ -149,6 +149,8 @@ pub struct App {
     pub message: Option<Message>,
     pub dirty: bool,
     pub should_quit: bool,
+    /// A review of a saved case: every decision is refused.
+    pub read_only: bool,
     /// Queue rows that fit on screen (set from the terminal size).
     pub visible_rows: u16,
     pub width: u16,
@@ -189,6 +191,7 @@ impl App {
             message: None,
             dirty: true,
             should_quit: false,
+            read_only: false,
             visible_rows: 10,
             width: 80,
             height: 24,
@@ -430,6 +433,21 @@ impl App {
                 _ => {}
             }
             return;
+        }
+        if self.read_only {
+            let refused = match action {
+                Action::Approve => Some("approve"),
+                Action::Reject => Some("reject"),
+                Action::Rollback => Some("roll back"),
+                Action::Edit => Some("edit"),
+                Action::Dispose => Some("record a verdict"),
+                _ => None,
+            };
+            if let Some(verb) = refused {
+                let review = crate::engine::READ_ONLY_REVIEW;
+                self.set_error(format!("{review}: cannot {verb}"));
+                return;
+            }
         }
         match action {
             Action::Quit => self.should_quit = true,

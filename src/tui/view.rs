@@ -136,6 +136,14 @@ fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         Span::styled(" vigil ", pal.title().add_modifier(Modifier::REVERSED)),
         Span::raw(" "),
     ];
+    if app.read_only {
+        spans.push(Span::styled(
+            "REVIEW read-only",
+            pal.fg(Color::Yellow)
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        ));
+        spans.push(Span::raw(" "));
+    }
     match &app.message {
         Some(m) => spans.push(Span::styled(
             untrusted(&m.text),

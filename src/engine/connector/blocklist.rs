@@ -179,6 +179,7 @@ fn rewrite(path: &Path, entry: &str, remove: bool) -> Result<String, String> {
         text.push_str(entry);
         text.push('\n');
     }
+    keep_access(tmp.as_file(), path).map_err(|e| format!("{}: {e}", path.display()))?;
     tmp.write_all(text.as_bytes())
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -191,6 +192,23 @@ fn rewrite(path: &Path, entry: &str, remove: bool) -> Result<String, String> {
         "{did} {entry} {prep} {} ({n} entries)",
         path.display()
     ))
+}
+
+/// Give the new list the mode, owner and group of the one it replaces, so whatever publishes
+/// the list to firewalls (a web server in the list's group) can still read it. A first list is
+/// world-readable: it holds addresses to block, nothing secret. Where this process may not
+/// give the file away to the old owner, the group and mode are kept all the same.
+fn keep_access(new: &std::fs::File, old: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(m) = std::fs::metadata(old) else {
+        return new.set_permissions(std::fs::Permissions::from_mode(0o644));
+    };
+    if std::os::unix::fs::fchown(new, Some(m.uid()), Some(m.gid())).is_err() {
+        if let Err(e) = std::os::unix::fs::fchown(new, None, Some(m.gid())) {
+            tracing::warn!(list = %old.display(), "cannot keep the blocklist's group: {e}");
+        }
+    }
+    new.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))
 }
 
 #[cfg(test)]
@@ -259,5 +277,32 @@ mod tests {
         }
         let text = std::fs::read_to_string(dir.path().join("bl.txt")).expect("list");
         assert_eq!(text.lines().count(), 20, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_keeps_the_lists_mode_owner_and_group() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("bl.txt");
+        std::fs::write(&list, "192.0.2.1\n").expect("list");
+        std::fs::set_permissions(&list, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // As root, hand the list to another user and group, as a web server's would be.
+        let (uid, gid) = if nix::unistd::geteuid().is_root() {
+            (65534, 65534)
+        } else {
+            let m = std::fs::metadata(&list).expect("meta");
+            (m.uid(), m.gid())
+        };
+        std::os::unix::fs::chown(&list, Some(uid), Some(gid)).expect("chown");
+        let c = Connectors::new(list.clone());
+        let added = c.execute("blocklist", &p("192.0.2.8"), "k").await;
+        assert!(added.ok, "{}", added.detail);
+        let m = std::fs::metadata(&list).expect("meta");
+        assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(
+            std::fs::read_to_string(&list).expect("list"),
+            "192.0.2.1\n192.0.2.8\n"
+        );
     }
 }

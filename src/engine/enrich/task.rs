@@ -270,6 +270,8 @@ pub struct Enricher {
     pub scorer: Scorer,
     pub writer: mpsc::Sender<WriteOp>,
     pub reader: Arc<Mutex<rusqlite::Connection>>,
+    /// Where read errors are logged (once while they repeat) and damage to the file reported.
+    pub health: store::StoreHealth,
 }
 
 /// One alert's online lookups.
@@ -295,7 +297,7 @@ impl Enricher {
         match r {
             Ok(Ok(v)) => Some(v),
             Ok(Err(e)) => {
-                tracing::error!("enrichment read failed: {e}");
+                self.health.note("enrichment read failed", &e);
                 None
             }
             Err(e) => {
@@ -514,7 +516,8 @@ impl Enricher {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut last_status: Vec<ProviderStatus> = Vec::new();
         let mut summary = Summary::default();
-        loop {
+        // A damaged database will not heal by reading it again.
+        while self.health.damage().is_none() {
             let mut focused = None;
             tokio::select! {
                 biased;
