@@ -14,9 +14,10 @@ use crate::engine::enrich::task::{EnrichSetup, Enricher};
 use crate::engine::eval::{EvalRequest, EvalSplit};
 use crate::engine::features::FeatureContext;
 use crate::engine::model::Model;
-use crate::engine::pipeline::{read_maybe_gz, split_lines, IncidentSource, Pipeline};
+use crate::engine::pipeline::{IncidentSource, Pipeline};
+use crate::engine::reader::AlertFile;
 use crate::engine::score::Scorer;
-use crate::engine::store::{self, IngestSummary, Verdict, WriteOp, WriterConfig};
+use crate::engine::store::{self, Verdict, WriteOp, WriterConfig};
 use crate::engine::{self, audit, features, incident, playbook, train};
 use crate::identity::Actor;
 use crate::paths::{self, Paths};
@@ -28,6 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod database;
+mod ingest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,6 +69,11 @@ pub enum Command {
         path: PathBuf,
     },
     /// Read files once, store their alerts, print a JSON summary.
+    ///
+    /// Exit status: 0 when every file was read to its end (bad records are quarantined and
+    /// counted in the summary); 1 when a file could not be read, or not to its end (each named
+    /// on stderr, counted as `unreadable`; what could be read is stored and the other files are
+    /// read); 2 for a usage or configuration error.
     Ingest {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -587,7 +594,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             output::print_json(&v).map_err(anyhow::Error::from)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Ingest { files, format }) => ingest(&setup, &files, format),
+        Some(Command::Ingest { files, format }) => ingest::ingest(&setup, &files, format),
         Some(Command::Export { .. }) => export(&setup),
         Some(Command::Train(args)) => train_cmd(&setup, *args),
         Some(Command::Eval {
@@ -620,7 +627,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             file,
             defang,
             counts,
-        }) => iocs_cmd(&file, defang, counts),
+        }) => iocs_cmd(&setup, &file, defang, counts),
         Some(Command::Enrich { status: true, .. }) => enrich_status(&setup),
         Some(Command::Enrich { all, offline, .. }) => enrich_cmd(&setup, all, offline),
         Some(Command::Audit {
@@ -720,100 +727,6 @@ fn open_existing(db: &Path) -> Result<rusqlite::Connection, Failure> {
         )));
     }
     store::open_read_only(db).map_err(|e| Failure::Runtime(anyhow!("{}: {e}", db.display())))
-}
-
-/// Every line of a file read once (`.gz` too). A last line without a newline is still a whole
-/// line in a one-pass read.
-fn whole_file_lines(f: &Path) -> anyhow::Result<Vec<crate::engine::pipeline::RawLine>> {
-    let bytes = read_maybe_gz(f)?;
-    let (mut lines, used) = split_lines(&bytes, 0, 1);
-    if used < bytes.len() {
-        lines.push(crate::engine::pipeline::RawLine {
-            byte_offset: used as u64,
-            line_no: lines.len() as u64 + 1,
-            bytes: bytes[used..].to_vec(),
-        });
-    }
-    Ok(lines)
-}
-
-/// Lines per batch in `vigil ingest`: bounds memory on big files.
-const INGEST_BATCH_LINES: usize = 20_000;
-
-fn ingest(
-    setup: &Setup,
-    files: &[PathBuf],
-    forced: crate::engine::format::Format,
-) -> Result<ExitCode, Failure> {
-    let pipeline = setup.pipeline(None)?;
-    let formats = setup
-        .config
-        .format_settings()
-        .map_err(|e| Failure::Usage(e.0))?;
-    setup.refuse_damaged_db()?;
-    setup.create_db()?;
-    let rt = runtime()?;
-    let summary = rt.block_on(async {
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let (changed, _keep) = tokio::sync::watch::channel(0);
-        let writer = setup.spawn_writer(rx, changed, Some(&pipeline))?;
-        let mut total = IngestSummary::default();
-        for f in files {
-            let bytes = read_maybe_gz(f)?;
-            let label = f.display().to_string();
-            let format = crate::engine::format::FileFormat::detect_with(
-                &bytes[..bytes.len().min(crate::engine::format::HEAD_BYTES)],
-                forced,
-                &formats,
-            );
-            if !format.is_line_oriented() {
-                let p = pipeline.clone();
-                let (l, fm) = (label.clone(), format.clone());
-                let batch =
-                    tokio::task::spawn_blocking(move || p.process_document(&l, &fm, &bytes))
-                        .await?;
-                let (reply, done) = tokio::sync::oneshot::channel();
-                tx.send(WriteOp::Ingest(batch, Some(reply)))
-                    .await
-                    .map_err(|_| anyhow!("database writer stopped"))?;
-                total.add(
-                    done.await
-                        .map_err(|_| anyhow!("database writer stopped"))??
-                        .summary(),
-                );
-                continue;
-            }
-            let (mut lines, used) = split_lines(&bytes, 0, 1);
-            if used < bytes.len() {
-                // A last line without a newline is still a whole line in a one-pass read.
-                lines.push(crate::engine::pipeline::RawLine {
-                    byte_offset: used as u64,
-                    line_no: lines.len() as u64 + 1,
-                    bytes: bytes[used..].to_vec(),
-                });
-            }
-            while !lines.is_empty() {
-                let rest = lines.split_off(lines.len().min(INGEST_BATCH_LINES));
-                let chunk = std::mem::replace(&mut lines, rest);
-                let p = pipeline.clone();
-                let (l, fm) = (label.clone(), format.clone());
-                let batch = tokio::task::spawn_blocking(move || p.process(&l, &fm, chunk)).await?;
-                let (reply, done) = tokio::sync::oneshot::channel();
-                tx.send(WriteOp::Ingest(batch, Some(reply)))
-                    .await
-                    .map_err(|_| anyhow!("database writer stopped"))?;
-                let s = done
-                    .await
-                    .map_err(|_| anyhow!("database writer stopped"))??;
-                total.add(s.summary());
-            }
-        }
-        drop(tx);
-        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
-        anyhow::Ok(total)
-    })?;
-    output::print_json(&summary).map_err(anyhow::Error::from)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn export(setup: &Setup) -> Result<ExitCode, Failure> {
@@ -1032,18 +945,15 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
         .config
         .format_settings()
         .map_err(|e| Failure::Usage(e.0))?;
-    let bytes = read_maybe_gz(file)?;
-    let format = crate::engine::format::FileFormat::detect_with(
-        &bytes[..bytes.len().min(crate::engine::format::HEAD_BYTES)],
-        crate::engine::format::Format::Auto,
-        &formats,
-    );
+    let mut records = AlertFile::open(file, crate::engine::format::Format::Auto, &formats)
+        .with_context(|| format!("{}: cannot read", file.display()))?;
+    let format = records.format().clone();
     // Parse everything first: incident size and rate need the whole file in time order.
-    let parsed: Vec<(u64, Result<Option<crate::engine::alert::Alert>, String>)> = format
-        .parse_records(&bytes)
-        .into_iter()
+    let parsed: Vec<(u64, Result<Option<crate::engine::alert::Alert>, String>)> = records
+        .by_ref()
+        .filter(|r| r.refused.is_some() || !r.bytes.iter().all(u8::is_ascii_whitespace))
         .map(|r| {
-            let v = match r.parsed {
+            let v = match format.parse_record(&r) {
                 Ok(crate::engine::normalize::Parsed::Alert(a, _)) => Ok(Some(*a)),
                 Ok(crate::engine::normalize::Parsed::Skipped) => Ok(None),
                 Err(e) => Err(format!("{}:{}: {}", file.display(), r.line_no, e.0)),
@@ -1075,22 +985,39 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
         print_json_line(&mut out, &v)?;
     }
     out.flush().map_err(anyhow::Error::from)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(read_to_end(file, &records))
 }
 
-fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure> {
+/// Exit 0 when `file` was read to its end, else say why not on stderr and exit 1.
+fn read_to_end(file: &Path, records: &AlertFile) -> ExitCode {
+    match records.unread() {
+        None => ExitCode::SUCCESS,
+        Some(why) => {
+            eprintln!("vigil: {}", one_line(&format!("{}: {why}", file.display())));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn iocs_cmd(setup: &Setup, file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure> {
     use crate::engine::ioc;
-    use crate::engine::normalize::{normalize_line, Parsed};
-    let lines = whole_file_lines(file)?;
+    use crate::engine::normalize::Parsed;
+    let formats = setup
+        .config
+        .format_settings()
+        .map_err(|e| Failure::Usage(e.0))?;
+    let mut records = AlertFile::open(file, crate::engine::format::Format::Auto, &formats)
+        .with_context(|| format!("{}: cannot read", file.display()))?;
+    let format = records.format().clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut tally: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut alerts = 0u64;
-    for l in lines {
-        if l.bytes.iter().all(u8::is_ascii_whitespace) {
+    for l in records.by_ref() {
+        if l.refused.is_none() && l.bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let v = match normalize_line(&l.bytes) {
+        let v = match format.parse_record(&l) {
             Ok(Parsed::Alert(a, _)) => {
                 alerts += 1;
                 let found = ioc::extract(&a);
@@ -1132,7 +1059,7 @@ fn iocs_cmd(file: &Path, defang: bool, counts: bool) -> Result<ExitCode, Failure
         )?;
     }
     out.flush().map_err(anyhow::Error::from)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(read_to_end(file, &records))
 }
 
 fn enrich_cmd(setup: &Setup, again: bool, offline: bool) -> Result<ExitCode, Failure> {

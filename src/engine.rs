@@ -21,6 +21,7 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod playbook;
+pub mod reader;
 pub mod respond;
 pub mod score;
 pub mod store;

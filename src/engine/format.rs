@@ -13,6 +13,8 @@ pub use settings::{CsvConfig, FormatSettings, IngestConfig, MappingConfig};
 use super::normalize::{
     normalize_cef, normalize_json, normalize_zeek, JsonProducer, Parsed, Reject,
 };
+use super::pipeline::RawLine;
+use super::reader::AlertFile;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -322,9 +324,10 @@ impl FileFormat {
         let line = trim_cr(line);
         let limit = self.settings.max_record_bytes;
         if line.len() > limit {
-            return Err(Reject(format!(
-                "line is {} bytes, over the {limit} byte limit ([ingest] max_record_bytes)",
-                line.len()
+            return Err(Reject(super::reader::lines::too_long(
+                "line",
+                line.len() as u64,
+                limit,
             )));
         }
         match &self.framing {
@@ -394,93 +397,51 @@ impl FileFormat {
         normalize_json(&doc, text, producer, &self.settings.mappings)
     }
 
-    /// Every record of a whole file, in order, each with where it sits in it: the records of a
-    /// JSON document, or the non-blank lines of a line-oriented file.
+    /// One record as the reader cut it: refused by the reader (too long, unreadable), or
+    /// parsed as a line of this file.
+    ///
+    /// # Errors
+    /// A `Reject` with a one-line reason.
+    pub fn parse_record(&self, record: &RawLine) -> Result<Parsed, Reject> {
+        match &record.refused {
+            Some(why) => Err(Reject(why.clone())),
+            None => self.parse_line(&record.bytes),
+        }
+    }
+
+    /// The `[ingest]` settings this file is read with.
+    pub fn settings(&self) -> &FormatSettings {
+        &self.settings
+    }
+
+    /// Every record of a whole file held in memory, in order, each with where it sits in it:
+    /// the records of a JSON document, or the non-blank lines of a line-oriented file, cut
+    /// as `reader` cuts a file it streams.
     pub fn parse_records(&self, bytes: &[u8]) -> Vec<DocumentRecord> {
-        let whole = |parsed| {
-            vec![DocumentRecord {
+        let limit = self.settings.max_document_bytes;
+        if !self.is_line_oriented() && bytes.len() > limit {
+            return vec![DocumentRecord {
                 record: 1,
                 line_no: 1,
                 byte_offset: 0,
                 span: 0..bytes.len(),
-                parsed,
-            }]
-        };
-        let limit = self.settings.max_document_bytes;
-        if bytes.len() > limit {
-            return whole(Err(Reject(format!(
-                "document is {} bytes, over the {limit} byte limit ([ingest] max_document_bytes)",
-                bytes.len()
-            ))));
+                parsed: Err(Reject(format!(
+                    "document is {} bytes, over the {limit} byte limit ([ingest] max_document_bytes)",
+                    bytes.len()
+                ))),
+            }];
         }
-        let producer = match &self.framing {
-            Framing::JsonDocument(p) => *p,
-            _ => {
-                // Not a JSON document: cut it into lines like the tailer would.
-                return lines_of(bytes)
-                    .enumerate()
-                    .filter(|(_, (_, l))| !l.iter().all(u8::is_ascii_whitespace))
-                    .map(|(i, (start, l))| DocumentRecord {
-                        record: i as u64 + 1,
-                        line_no: i as u64 + 1,
-                        byte_offset: start as u64,
-                        span: start..start + l.len(),
-                        parsed: self.parse_line(l),
-                    })
-                    .collect();
-            }
-        };
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let skipped = bytes.len() - body.len();
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Vec::new();
-        }
-        // Invalid UTF-8 spoils only the records it sits in: cut the document on a lossy copy
-        // and refuse the records that hold a replacement character the file did not.
-        let valid = std::str::from_utf8(body).is_ok();
-        let text = String::from_utf8_lossy(body);
-        if let Err(r) = check_depth(text.as_bytes(), self.settings.max_depth + 3) {
-            return whole(Err(r));
-        }
-        let recs = match document::records(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                let mut out = whole(Err(Reject(format!("not valid JSON: {e}"))));
-                out[0].line_no = e.line().max(1) as u64;
-                return out;
-            }
-        };
-        let to_file = OffsetMap::new(body, valid);
-        recs.into_iter()
+        AlertFile::of_bytes(bytes, self)
+            .filter(|r| r.refused.is_some() || !r.bytes.iter().all(u8::is_ascii_whitespace))
             .enumerate()
-            .map(|(i, rec)| {
-                let start = document::offset_in(&text, rec);
-                let line_no = 1 + text.as_bytes()[..start]
-                    .iter()
-                    .filter(|b| **b == b'\n')
-                    .count() as u64;
-                let parsed = if !valid && rec.contains('\u{FFFD}') {
-                    Err(json_utf8_error(
-                        rec.as_bytes(),
-                        rec.find('\u{FFFD}').unwrap_or(0),
-                    ))
-                } else if rec.len() > self.settings.max_record_bytes {
-                    Err(Reject(format!(
-                        "record is {} bytes, over the {} byte limit ([ingest] max_record_bytes)",
-                        rec.len(),
-                        self.settings.max_record_bytes
-                    )))
-                } else {
-                    self.json_record(rec.as_bytes(), producer)
-                };
-                let begin = skipped + to_file.original(start);
-                let end = skipped + to_file.original(start + rec.len());
+            .map(|(i, r)| {
+                let start = usize::try_from(r.byte_offset).unwrap_or(bytes.len());
                 DocumentRecord {
                     record: i as u64 + 1,
-                    line_no,
-                    byte_offset: begin as u64,
-                    span: begin..end.min(bytes.len()),
-                    parsed,
+                    line_no: r.line_no,
+                    byte_offset: r.byte_offset,
+                    span: start.min(bytes.len())..(start + r.bytes.len()).min(bytes.len()),
+                    parsed: self.parse_record(&r),
                 }
             })
             .collect()
@@ -529,52 +490,6 @@ fn unrecognised_hint(line: &[u8], csv: &settings::CsvSettings) -> Arc<str> {
         }
         None => "was not recognised as JSON lines, CEF, Zeek TSV or CSV".into(),
     }
-}
-
-/// Offsets in a lossy UTF-8 copy back to offsets in the bytes it was made from: each invalid
-/// run became one 3-byte U+FFFD.
-struct OffsetMap {
-    /// (offset in the copy just past a replacement, copy minus original so far)
-    shifts: Vec<(usize, isize)>,
-}
-
-impl OffsetMap {
-    fn new(bytes: &[u8], valid: bool) -> OffsetMap {
-        let mut shifts = Vec::new();
-        if !valid {
-            let (mut copy_at, mut delta) = (0usize, 0isize);
-            for chunk in bytes.utf8_chunks() {
-                copy_at += chunk.valid().len();
-                let bad = chunk.invalid().len();
-                if bad > 0 {
-                    copy_at += 3;
-                    delta += 3 - bad as isize;
-                    shifts.push((copy_at, delta));
-                }
-            }
-        }
-        OffsetMap { shifts }
-    }
-
-    fn original(&self, copy_offset: usize) -> usize {
-        let delta = self
-            .shifts
-            .iter()
-            .take_while(|(at, _)| *at <= copy_offset)
-            .last()
-            .map_or(0, |(_, d)| *d);
-        copy_offset.saturating_add_signed(-delta)
-    }
-}
-
-/// `(start offset, line without its newline)` for each line of `bytes`.
-fn lines_of(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut start = 0;
-    bytes.split(|b| *b == b'\n').map(move |l| {
-        let s = start;
-        start += l.len() + 1;
-        (s, l)
-    })
 }
 
 /// The line as text, or a reject naming the field the first invalid byte sits in.

@@ -104,17 +104,20 @@ impl BatchIncidents<'_> {
     }
 }
 
-/// One complete line read from a source.
-#[derive(Debug, Clone)]
+/// One complete line (or record of a document) read from a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawLine {
     pub byte_offset: u64,
     pub line_no: u64,
     pub bytes: Vec<u8>,
+    /// Why the reader refused the record before any parsing (too long, the file broke in it);
+    /// `bytes` then holds only its head, kept for quarantine.
+    pub refused: Option<String>,
 }
 
 /// Most raw bytes of a bad line kept in quarantine: enough to see what went wrong without
 /// letting one hostile line bloat the database.
-const QUARANTINE_RAW_LIMIT: usize = 64 * 1024;
+const QUARANTINE_RAW_LIMIT: usize = super::reader::lines::KEPT_BYTES;
 
 impl Pipeline {
     /// Process lines of one file into a batch (checkpoint left for the caller to set).
@@ -125,10 +128,10 @@ impl Pipeline {
         };
         let mut incidents = self.incidents.batch();
         for line in lines {
-            if line.bytes.iter().all(u8::is_ascii_whitespace) {
+            if line.refused.is_none() && line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let parsed = format.parse_line(&line.bytes);
+            let parsed = format.parse_record(&line);
             self.add(
                 &mut batch,
                 &mut incidents,
@@ -312,6 +315,7 @@ pub fn split_lines(buf: &[u8], base_offset: u64, first_line: u64) -> (Vec<RawLin
             byte_offset: base_offset + start as u64,
             line_no,
             bytes: buf[start..end].to_vec(),
+            refused: None,
         });
         line_no += 1;
         start = end + 1;

@@ -15,7 +15,8 @@
 //! had got to, so nothing is lost.
 
 use super::format::{FileFormat, Format};
-use super::pipeline::{split_lines, RawLine};
+use super::pipeline::RawLine;
+use super::reader::{LastLine, LineReader};
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -641,31 +642,26 @@ fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<C
     if len <= t.read_offset {
         return Ok(None);
     }
-    let buf = read_at(
-        &mut t.file,
-        t.read_offset,
-        ((len - t.read_offset) as usize).min(max),
-    )?;
-    let (lines, used) = split_lines(&buf, t.read_offset, t.read_line + 1);
-    if used == 0 {
-        if buf.len() >= max && max >= super::normalize::MAX_LINE_BYTES {
-            // One line longer than a chunk: take it whole as an over-long record so it is
-            // quarantined rather than blocking the file forever.
-            let from = t.read_offset;
-            t.read_offset += buf.len() as u64;
-            t.read_line += 1;
-            let line = RawLine {
-                byte_offset: from,
-                line_no: t.read_line,
-                bytes: buf,
-            };
-            return Ok(Some(t.chunk(key, from, vec![line], None)));
+    // Lines are cut by the same reader `vigil ingest` uses, so an over-long line is refused
+    // whole, once, and nothing after its start is read as a record of its own.
+    t.file.seek(SeekFrom::Start(t.read_offset))?;
+    let src = std::io::BufReader::new((&t.file).take(len - t.read_offset));
+    let limit = t.format.settings().max_record_bytes;
+    let mut reader = LineReader::new(src, t.read_offset, t.read_line + 1, limit, LastLine::Wait);
+    let mut lines = Vec::new();
+    while reader.offset() - t.read_offset < max as u64 {
+        match reader.next_line() {
+            Ok(Some(line)) => lines.push(line),
+            Ok(None) => break,
+            Err(broken) => return Err(broken.error),
         }
+    }
+    if lines.is_empty() {
         return Ok(None); // a partial last line: wait for its newline
     }
     let from = t.read_offset;
-    t.read_offset += used as u64;
-    t.read_line += lines.len() as u64;
+    t.read_offset = reader.offset();
+    t.read_line = reader.last_line_no();
     Ok(Some(t.chunk(key, from, lines, None)))
 }
 

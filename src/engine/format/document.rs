@@ -1,23 +1,10 @@
-//! Whole JSON documents (a pretty-printed array, a `findings` list, a search response): where
-//! each record starts and ends, so every record keeps its own text, line and byte offset.
+//! Recognising a one-line JSON document that wraps a list of records (a `findings` list, a
+//! search response), so detection reads it as a document; `reader` cuts the records out.
 
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 
-/// The records of a document, each as its exact text inside `text`: the elements of a
-/// top-level array, of a `findings` / `Findings` list (GuardDuty, Security Hub), of a
-/// CloudTrail file's `Records`, of a search
-/// response's `hits.hits`, or of an EventBridge event's `detail.findings`; otherwise the
-/// document itself.
-///
-/// # Errors
-/// The document is not valid JSON.
-pub fn records(text: &str) -> Result<Vec<&str>, serde_json::Error> {
-    let top: &RawValue = serde_json::from_str(text)?;
-    Ok(inner(top))
-}
-
-/// True when `text` is an object wrapping a list of records (see `records`).
+/// True when `text` is an object wrapping a list of records.
 pub fn is_wrapper(text: &str) -> bool {
     serde_json::from_str::<&RawValue>(text).is_ok_and(|top| wrapped(top).is_some())
 }
@@ -29,16 +16,6 @@ fn list(raw: &RawValue) -> Option<Vec<&str>> {
 
 fn object(raw: &RawValue) -> Option<HashMap<String, &RawValue>> {
     serde_json::from_str(raw.get()).ok()
-}
-
-fn inner(top: &RawValue) -> Vec<&str> {
-    let s = top.get();
-    if s.starts_with('[') {
-        if let Some(items) = list(top) {
-            return items;
-        }
-    }
-    wrapped(top).unwrap_or_else(|| vec![s])
 }
 
 /// The records of an object that wraps a list of them.
@@ -63,28 +40,20 @@ fn wrapped(top: &RawValue) -> Option<Vec<&str>> {
     list(inner)
 }
 
-/// Byte offset of `part` inside `whole` (`part` must be a slice of `whole`).
-pub fn offset_in(whole: &str, part: &str) -> usize {
-    (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wrappers_yield_their_elements_with_exact_text() {
-        let doc = "{\n \"findings\": [\n  {\"id\": 1},\n  {\"id\": 2}\n ]\n}";
-        let r = records(doc).expect("valid");
-        assert_eq!(r, vec!["{\"id\": 1}", "{\"id\": 2}"]);
-        assert_eq!(
-            offset_in(doc, r[1]),
-            doc.find("{\"id\": 2}").expect("there")
-        );
-        let hits = r#"{"took":1,"hits":{"total":2,"hits":[{"_id":"a"},{"_id":"b"}]}}"#;
-        assert_eq!(records(hits).expect("valid").len(), 2);
-        assert_eq!(records("[]").expect("valid").len(), 0);
-        assert_eq!(records(r#"{"a":1}"#).expect("valid"), vec![r#"{"a":1}"#]);
-        assert!(records("[{\"a\":1},").is_err());
+    fn wrappers_are_objects_holding_a_records_list() {
+        assert!(is_wrapper("{\n \"findings\": [\n  {\"id\": 1}\n ]\n}"));
+        assert!(is_wrapper(
+            r#"{"took":1,"hits":{"total":2,"hits":[{"_id":"a"}]}}"#
+        ));
+        assert!(is_wrapper(
+            r#"{"detail-type":"x","detail":{"findings":[]}}"#
+        ));
+        assert!(!is_wrapper(r#"{"a":1}"#));
+        assert!(!is_wrapper("[{\"a\":1}]"));
     }
 }

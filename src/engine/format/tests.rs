@@ -120,17 +120,21 @@ fn csv_header_and_comment_lines_are_skips_and_short_rows_are_refused() {
 }
 
 #[test]
-fn a_broken_document_is_one_reject_at_the_line_serde_names() {
+fn a_broken_document_keeps_its_records_before_the_break() {
     let f = detect(b"[\n{\"a\": 1},\n{\"b\": \n");
     let recs = f.parse_records(b"[\n{\"a\": 1},\n{\"b\": \n");
-    assert_eq!(recs.len(), 1);
+    assert_eq!(recs.len(), 2);
     assert!(recs[0]
         .parsed
         .as_ref()
-        .expect_err("broken")
+        .expect_err("not an alert")
         .0
-        .starts_with("not valid JSON: EOF while parsing"));
-    assert_eq!(recs[0].line_no, 4);
+        .starts_with("unrecognised document"));
+    assert_eq!(recs[1].line_no, 3);
+    assert_eq!(
+        recs[1].parsed.as_ref().expect_err("broken").0,
+        "not valid JSON: the document ends inside an object (line 4); the rest of the file was not read"
+    );
     assert!(f.parse_records(b"  \n").is_empty());
 }
 
