@@ -622,12 +622,19 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
     rt.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
         let mut engine = engine::start(cfg)?;
         tracing::info!(db = %setup.db.display(), "daemon started");
         let why = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
+                // `kill -USR1`: one line saying how busy the tailer has been, for an analyst
+                // checking that an idle daemon is idle.
+                _ = usr1.recv() => println!(
+                    "{}",
+                    serde_json::json!({"tailer": engine.tailer_activity.snapshot()})
+                ),
                 // Nothing asks the engine anything here, but drain its events so it never blocks.
                 ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
             }

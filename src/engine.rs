@@ -124,6 +124,8 @@ pub struct EngineHandle {
     responder: respond::Responder,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     tailer: Option<tokio::task::JoinHandle<()>>,
+    /// How often the tailer has looked at its files, and why.
+    pub tailer_activity: Arc<tailer::TailerActivity>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -213,6 +215,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
             let _ = r.record(move |c| session_record(c, "session_start", detail)).await;
         }));
     }
+    let tailer_activity = Arc::new(tailer::TailerActivity::default());
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
         format: cfg.format,
@@ -220,6 +223,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         db: cfg.db.clone(),
         pipeline: cfg.pipeline.clone(),
         writer: write_tx.clone(),
+        activity: tailer_activity.clone(),
     };
     let tailer = Some(tokio::spawn(tailer.run(stop_rx.clone())));
     tasks.push(tokio::spawn(executor(
@@ -264,6 +268,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         responder,
         writer_thread: Some(writer_thread),
         tailer,
+        tailer_activity,
         tasks,
     })
 }
