@@ -631,10 +631,7 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
                 _ = int.recv() => break "SIGINT",
                 // `kill -USR1`: one line saying how busy the tailer has been, for an analyst
                 // checking that an idle daemon is idle.
-                _ = usr1.recv() => println!(
-                    "{}",
-                    serde_json::json!({"tailer": engine.tailer_activity.snapshot()})
-                ),
+                _ = usr1.recv() => println!("{}", engine.activity()),
                 // Nothing asks the engine anything here, but drain its events so it never blocks.
                 ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
             }

@@ -137,6 +137,15 @@ const TASK_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(20
 const EVENT_CAPACITY: usize = 256;
 
 impl EngineHandle {
+    /// How busy the engine has been: the tailer's counters and how many commits changed the
+    /// database. Both stand still while nothing arrives.
+    pub fn activity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tailer": self.tailer_activity.snapshot(),
+            "commits": *self.db_changed.borrow(),
+        })
+    }
+
     /// Stop the tailer, let the writer drain and commit what it has, and wait for it.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

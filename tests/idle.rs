@@ -110,8 +110,8 @@ impl Daemon {
                 .recv_timeout(Duration::from_secs(10))
                 .expect("a status line after SIGUSR1");
             let v: serde_json::Value = serde_json::from_str(&line).expect("status line is JSON");
-            if let Some(t) = v.get("tailer") {
-                return t.clone();
+            if v.get("tailer").is_some() {
+                return v;
             }
         }
     }
@@ -125,13 +125,30 @@ impl Drop for Daemon {
 }
 
 fn count(v: &serde_json::Value, field: &str) -> u64 {
-    v[field]
+    v["tailer"][field]
         .as_u64()
-        .unwrap_or_else(|| panic!("{field} in {v}"))
+        .unwrap_or_else(|| panic!("tailer.{field} in {v}"))
 }
 
 /// Count scans across five poll ticks: at most one per tick, plus one already under way.
 fn assert_idle(daemon: &Daemon, what: &str) {
+    // Enrichment and playbooks commit for a moment after the alerts land: start counting once
+    // two poll ticks pass with no commit. An engine that keeps committing never gets there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = daemon.activity();
+        wait_until(Duration::from_secs(30), "two poll ticks", || {
+            count(&daemon.activity(), "polls") >= count(&a, "polls") + 2
+        });
+        let b = daemon.activity();
+        if a["commits"] == b["commits"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "idle daemon on {what} kept committing: {a} then {b}"
+        );
+    }
     let before = daemon.activity();
     let mut after = before.clone();
     wait_until(Duration::from_secs(30), "five poll ticks", || {
@@ -144,6 +161,10 @@ fn assert_idle(daemon: &Daemon, what: &str) {
         scans <= polls + 1,
         "idle daemon on {what} scanned {scans} times across {polls} poll ticks \
          (before {before}, after {after})"
+    );
+    assert_eq!(
+        before["commits"], after["commits"],
+        "idle daemon on {what} committed to the database with nothing arriving"
     );
 }
 
@@ -197,4 +218,105 @@ fn idle_daemon_on_a_glob_scans_once_per_poll() {
         alerts(&db) >= ALERTS
     });
     assert_idle(&daemon, "a glob read to its end");
+}
+
+/// The TUI's activity as SIGUSR1 writes it to `vigil.log` (the terminal is the TUI's).
+fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
+    kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("kill -USR1");
+    *asked += 1;
+    let mut found = None;
+    wait_until(
+        Duration::from_secs(10),
+        "the activity line in vigil.log",
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.split_once(" activity ").map(|(_, j)| j))
+                .collect();
+            found = (lines.len() >= *asked).then(|| lines[*asked - 1].to_string());
+            found.is_some()
+        },
+    );
+    serde_json::from_str(&found.expect("activity line")).expect("activity is JSON")
+}
+
+#[test]
+fn idle_tui_at_80x24_neither_scans_commits_nor_redraws() {
+    if !tmux::available() {
+        eprintln!("tmux is not installed; skipping the TUI idle check");
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    write_alerts(&logs.join("eve.json"), 0..ALERTS as u64);
+    let data = home.path().join("data");
+    let (data_s, config_s, logs_s) = (
+        data.display().to_string(),
+        home.path().join("config").display().to_string(),
+        logs.display().to_string(),
+    );
+    let t = tmux::Tmux::start(
+        &[env!("CARGO_BIN_EXE_vigil"), "--watch", &logs_s],
+        &[("VIGIL_DATA", &data_s), ("VIGIL_CONFIG", &config_s)],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    );
+    t.wait_text("idle check", Duration::from_secs(60));
+    let db = data.join("vigil.db");
+    wait_until(Duration::from_secs(60), "the alerts to be stored", || {
+        alerts(&db) >= ALERTS
+    });
+    let pid = t.pid();
+    wait_until(
+        Duration::from_secs(30),
+        "the TUI to listen for SIGUSR1",
+        || catches_usr1(pid),
+    );
+    let log = data.join("vigil.log");
+    let mut asked = 0;
+    let polls = |v: &serde_json::Value| count(v, "polls");
+    // Settle as the daemon test does: two poll ticks with no commit and no frame.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = tui_activity(pid, &log, &mut asked);
+        let mut b = a.clone();
+        wait_until(Duration::from_secs(30), "two poll ticks", || {
+            b = tui_activity(pid, &log, &mut asked);
+            polls(&b) >= polls(&a) + 2
+        });
+        if a["commits"] == b["commits"] && a["frames"] == b["frames"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the TUI never settled: {a} then {b}"
+        );
+    }
+    let before = tui_activity(pid, &log, &mut asked);
+    let mut after = before.clone();
+    wait_until(Duration::from_secs(30), "five poll ticks", || {
+        after = tui_activity(pid, &log, &mut asked);
+        polls(&after) >= polls(&before) + 5
+    });
+    let scans = count(&after, "scans") - count(&before, "scans");
+    let ticks = polls(&after) - polls(&before);
+    assert!(
+        scans <= ticks + 1,
+        "idle TUI scanned {scans} times across {ticks} poll ticks ({before} / {after})"
+    );
+    assert_eq!(before["commits"], after["commits"], "idle TUI committed");
+    assert_eq!(
+        before["frames"], after["frames"],
+        "idle TUI redrew an unchanged screen"
+    );
+    let screen = t.screen();
+    assert!(
+        screen.contains("idle check"),
+        "alerts still shown:\n{screen}"
+    );
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(Duration::from_secs(10)), 0);
 }
