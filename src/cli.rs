@@ -680,6 +680,7 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
     let damage = rt.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let mut usr1 = signal(SignalKind::user_defined1()).context("cannot listen for SIGUSR1")?;
         let mut engine = engine::start(cfg)?;
         tracing::info!(db = %setup.db.display(), "daemon started");
         let mut damaged = engine.store_damaged.clone();
@@ -688,6 +689,9 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
+                // `kill -USR1`: one line saying how busy the tailer has been, for an analyst
+                // checking that an idle daemon is idle.
+                _ = usr1.recv() => println!("{}", engine.activity()),
                 // Nothing asks the engine anything here, but drain its events so it never blocks.
                 ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
                 d = damaged.wait_for(Option::is_some) => match d {

@@ -131,6 +131,8 @@ pub struct EngineHandle {
     _no_writer: Option<watch::Sender<u64>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     tailer: Option<tokio::task::JoinHandle<()>>,
+    /// How often the tailer has looked at its files, and why.
+    pub tailer_activity: Arc<tailer::TailerActivity>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -142,6 +144,15 @@ const TASK_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(20
 const EVENT_CAPACITY: usize = 256;
 
 impl EngineHandle {
+    /// How busy the engine has been: the tailer's counters and how many commits changed the
+    /// database. Both stand still while nothing arrives.
+    pub fn activity(&self) -> serde_json::Value {
+        serde_json::json!({
+            "tailer": self.tailer_activity.snapshot(),
+            "commits": *self.db_changed.borrow(),
+        })
+    }
+
     /// Stop the tailer, let the writer drain and commit what it has, and wait for it.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -223,6 +234,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         }));
     }
     tracing::info!(paths = ?cfg.watch, "watch set");
+    let tailer_activity = Arc::new(tailer::TailerActivity::default());
     let tailer = tailer::Tailer {
         watch: cfg.watch.clone(),
         format: cfg.format,
@@ -230,6 +242,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         db: cfg.db.clone(),
         pipeline: cfg.pipeline.clone(),
         writer: write_tx.clone(),
+        activity: tailer_activity.clone(),
     };
     let tailer = Some(tokio::spawn(tailer.run(stop_rx.clone())));
     tasks.push(tokio::spawn(executor(
@@ -278,6 +291,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         _no_writer: None,
         writer_thread: Some(writer_thread),
         tailer,
+        tailer_activity,
         tasks,
     })
 }

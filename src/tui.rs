@@ -62,6 +62,10 @@ pub async fn run(session: Session, keymap: Keymap, db: PathBuf) -> anyhow::Resul
     app.request_queue();
     let mut next_draw = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // `kill -USR1` writes how busy the engine and the screen have been to the log (nothing may
+    // be printed while the TUI owns the terminal).
+    let mut usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    let mut frames = 0u64;
     let result: anyhow::Result<()> = loop {
         tokio::select! {
             biased;
@@ -80,6 +84,11 @@ pub async fn run(session: Session, keymap: Keymap, db: PathBuf) -> anyhow::Resul
             }
             _ = tokio::time::sleep_until(next_draw.into()), if app.dirty => {}
             _ = tick.tick() => app.on_tick(Instant::now()),
+            _ = usr1.recv() => {
+                let mut activity = engine.activity();
+                activity["frames"] = frames.into();
+                tracing::info!("activity {activity}");
+            }
         }
         for cmd in app.take_commands() {
             if engine.commands.send(cmd).await.is_err() {
@@ -95,6 +104,7 @@ pub async fn run(session: Session, keymap: Keymap, db: PathBuf) -> anyhow::Resul
                 break Err(e.into());
             }
             app.dirty = false;
+            frames += 1;
             next_draw = now + FRAME;
         }
     };

@@ -540,8 +540,12 @@ pub fn spawn_writer_with_health(
                         Err(_) => break,
                     }
                 }
+                let rows_before = conn.total_changes();
                 let wrote = apply_ops(&mut conn, &cfg, &health, &mut incidents, batch);
-                if wrote {
+                // Tick only when a row changed: readers woken by a commit that changed nothing
+                // (an approval sweep with nothing lapsed) would ask again, commit nothing
+                // again, and keep an idle engine busy.
+                if wrote && conn.total_changes() != rows_before {
                     generation += 1;
                     let _ = changed.send(generation);
                 }

@@ -14,6 +14,11 @@
 //! itself in the watch set (same first bytes, new inode), it is read from where the original
 //! had got to, so nothing is lost.
 
+mod activity;
+mod wake;
+
+pub use activity::{ActivitySnapshot, TailerActivity};
+
 use super::format::{FileFormat, Format};
 use super::pipeline::RawLine;
 use super::reader::{LastLine, LineReader};
@@ -694,6 +699,7 @@ pub struct Tailer {
     pub db: PathBuf,
     pub pipeline: Pipeline,
     pub writer: mpsc::Sender<WriteOp>,
+    pub activity: std::sync::Arc<TailerActivity>,
 }
 
 type InFlight = (
@@ -706,8 +712,7 @@ type InFlight = (
 impl Tailer {
     /// Follow the watch set until the writer channel closes or `stop` is signalled.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-        let _watcher = start_watcher(&self.watch, wake_tx);
+        let mut file_events = wake::FileEvents::start(watch_dirs(&self.watch));
         let mut follower = Follower::with_settings(
             self.watch.clone(),
             self.format,
@@ -723,6 +728,8 @@ impl Tailer {
         let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut reported: HashMap<String, String> = HashMap::new();
         let mut scan_due = true;
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if *stop.borrow() {
                 break;
@@ -730,6 +737,7 @@ impl Tailer {
             if scan_due && inflight.is_empty() {
                 let notes = follower.scan(&mut store::StoredCheckpoints(&reader));
                 scan_due = false;
+                self.activity.scanned(follower.followed());
                 let notes: Vec<TailNote> = notes
                     .into_iter()
                     .filter(|n| match n {
@@ -756,6 +764,7 @@ impl Tailer {
                     }
                 };
                 progressed = true;
+                self.activity.submitted();
                 match self.submit(chunk).await {
                     Some(f) => inflight.push_back(f),
                     None => return,
@@ -782,8 +791,11 @@ impl Tailer {
                 continue;
             }
             tokio::select! {
-                _ = wake_rx.recv() => {}
-                _ = tokio::time::sleep(POLL) => {}
+                _ = file_events.changed() => self.activity.woken(),
+                _ = poll.tick() => {
+                    self.activity.polled();
+                    file_events.rewatch();
+                }
                 _ = stop.changed() => {}
             }
             scan_due = true;
@@ -839,20 +851,4 @@ impl Tailer {
             .await
             .map_err(|_| ())
     }
-}
-
-fn start_watcher(watch: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut w = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-        // A full channel already holds a wake-up: nothing is lost by dropping this one.
-        let _ = wake.try_send(());
-    })
-    .map_err(|e| tracing::warn!("file watcher unavailable, polling only: {e}"))
-    .ok()?;
-    for dir in watch_dirs(watch) {
-        if let Err(e) = w.watch(&dir, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!("cannot watch {}: {e}; polling it", dir.display());
-        }
-    }
-    Some(w)
 }
