@@ -488,7 +488,19 @@ async fn act_on(
                 .map(|o| format!(" ({o})"))
                 .unwrap_or_default()
         )),
-        Err(e) => EngineEvent::Error(format!("action {id}: {e}")),
+        Err(e) => {
+            // A refusal may have changed the action (refused, back to proposed): show it as it
+            // now is, beside the error saying why.
+            if let Ok(row) = responder.action(id).await {
+                progress(&row);
+            }
+            let text = e.to_string();
+            EngineEvent::Error(if text.starts_with("action ") {
+                text
+            } else {
+                format!("action {id}: {text}")
+            })
+        }
     };
     let _ = events.send(msg).await;
 }

@@ -290,7 +290,7 @@ async fn editing_voids_approvals_and_a_changed_call_never_runs() {
         .run(notify, &none)
         .await
         .expect_err("changed call refused");
-    assert!(matches!(err, DecisionError::Changed(_)), "{err}");
+    assert!(matches!(err, DecisionError::Changed { .. }), "{err}");
     assert_eq!(w.action("notify").status, "refused");
     assert_eq!(w.calls().await.len(), 1, "the changed call was not made");
 }
@@ -426,4 +426,52 @@ async fn automatic_revert_runs_when_due() {
         .is_some_and(|o| o.starts_with("rollback:")));
     h.shutdown().await;
     assert_eq!(w.calls().await.len(), 2);
+}
+
+/// An approval stored by an earlier version bound only connector and params, not where the
+/// call goes: it is not run. The action goes back to `proposed`, bound to the destination this
+/// process resolves, the refusal is recorded, and a fresh approval runs it.
+#[tokio::test]
+async fn an_approval_not_bound_to_a_destination_must_be_given_again() {
+    let w = World::new("4h").await;
+    let row = w.action("notify");
+    let old_hash = vigil::engine::playbook::unbound_call_hash(&row.connector, &row.params);
+    Connection::open(&w.db)
+        .expect("db")
+        .execute(
+            "UPDATE actions SET status = 'approved', call_hash = ?2, approved_hash = ?2, destination = NULL,
+               approvals = '[]', approved_until = NULL WHERE id = ?1",
+            rusqlite::params![row.id, old_hash],
+        )
+        .expect("an approval as an earlier version stored it");
+    let bob = w.as_analyst(analyst(1002, "bob"));
+    let err = bob.run(row.id, &none).await.expect_err("not run");
+    assert!(
+        err.to_string()
+            .contains("re-approve: call not bound to a destination"),
+        "{err}"
+    );
+    assert!(w.calls().await.is_empty(), "nothing was sent");
+    let again = w.action("notify");
+    assert_eq!(again.status, "proposed");
+    assert_eq!(again.call_hash, row.call_hash, "bound as resolved now");
+    assert_eq!(
+        again.destination.as_deref(),
+        Some(format!("{}/hook", w.server.uri()).as_str())
+    );
+    let refused: Vec<String> = Connection::open(&w.db)
+        .expect("db")
+        .prepare("SELECT reason FROM audit WHERE action_id = ?1 AND kind = 'refused'")
+        .expect("prepare")
+        .query_map([row.id], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(refused, ["re-approve: call not bound to a destination"]);
+    let done = bob
+        .decide(row.id, true, "approved with its destination".into(), &none)
+        .await
+        .expect("approve again");
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(w.calls().await.len(), 1);
 }

@@ -19,6 +19,7 @@ pub mod webhook;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
@@ -121,6 +122,42 @@ impl fmt::Display for Call {
             Call::Email(c) => c.fmt(f),
         }
     }
+}
+
+impl Call {
+    /// Where the call takes effect, as the approver is shown it: the blocklist file, the URL
+    /// (a secret path masked), the program, or the mail relay.
+    pub fn destination(&self) -> String {
+        match self {
+            Call::Blocklist(c) => c.path.display().to_string(),
+            Call::Http(c) => c.shown_url(),
+            Call::Command(c) => c.program.display().to_string(),
+            Call::Email(c) => c.relay.clone(),
+        }
+    }
+
+    /// Everything that decides what the call does and where: its one-line description, plus a
+    /// fingerprint of a secret URL path (a Slack webhook) the description masks, so a changed
+    /// secret destination changes the binding without the secret being stored or shown.
+    fn binding(&self) -> String {
+        let mut text = self.to_string();
+        if let Call::Http(c) = self {
+            if c.secret_path {
+                text.push_str(" url-sha256 ");
+                text.push_str(&hex::encode(Sha256::digest(c.url.as_str().as_bytes())));
+            }
+        }
+        text
+    }
+}
+
+/// A call resolved against this process's configuration: what the approver is shown, where
+/// it goes, and the hash an approval binds to (connector, params and the resolved call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub rendered: String,
+    pub destination: String,
+    pub call_hash: String,
 }
 
 /// What `describe` shows where the idempotency key will go: the key names the stored action,
@@ -249,6 +286,25 @@ impl Connectors {
         params: &Map<String, Value>,
     ) -> Result<String, ConnectorError> {
         Ok(self.dry_run(kind, params, KEY_PLACEHOLDER)?.to_string())
+    }
+
+    /// The call as this process would make it, and the hash that binds an approval to it. Two
+    /// processes with different configurations (another blocklist path, base URL, relay or
+    /// program) resolve the same params to different hashes.
+    ///
+    /// # Errors
+    /// As [`Connectors::dry_run`].
+    pub fn resolve(
+        &self,
+        kind: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Resolved, ConnectorError> {
+        let call = self.dry_run(kind, params, KEY_PLACEHOLDER)?;
+        Ok(Resolved {
+            rendered: call.to_string(),
+            destination: call.destination(),
+            call_hash: crate::engine::playbook::call_hash(kind, params, &call.binding()),
+        })
     }
 
     /// Run one approved call. Never panics; every failure is an `Outcome` with `ok: false`.

@@ -3,7 +3,7 @@
 //! outcome) and retries/timeouts; the database rules live in `store::actions`, the calls in
 //! `connector`.
 
-use super::connector::Connectors;
+use super::connector::{Connectors, Resolved};
 use super::store::{self, actions as act, ActionRow, DecisionError, Ending, WriteOp};
 use crate::identity::Actor;
 use serde_json::{Map, Value};
@@ -42,6 +42,13 @@ pub fn runner_alive(runner: &str, host: &str) -> bool {
     }
     let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
     alive && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vigil")
+}
+
+/// The connectors' `resolve`, in the shape the approval rules take it.
+fn resolver(
+    connectors: &Connectors,
+) -> impl Fn(&str, &Map<String, Value>) -> Result<Resolved, String> + Sync + '_ {
+    |kind, params| connectors.resolve(kind, params).map_err(|e| e.to_string())
 }
 
 /// Runs and records response actions for one process.
@@ -100,6 +107,15 @@ impl Responder {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// One action as it is now, read through the writer so it follows every change made so far.
+    ///
+    /// # Errors
+    /// No such action, or the writer stopped.
+    pub async fn action(&self, id: i64) -> Result<ActionRow, DecisionError> {
+        self.change(move |c| act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id)))
+            .await
+    }
+
     /// Append a record (or other write) that is not about one action.
     ///
     /// # Errors
@@ -142,10 +158,7 @@ impl Responder {
             return match self.run(id, progress).await {
                 // Another process took the lease first: the approval stands and it is running
                 // there.
-                Err(DecisionError::NotPending { .. }) => {
-                    self.change(move |c| act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id)))
-                        .await
-                }
+                Err(DecisionError::NotPending { .. }) => self.action(id).await,
                 other => other,
             };
         }
@@ -167,13 +180,13 @@ impl Responder {
         let actor = self.actor.clone();
         self.change(move |c| {
             let row = act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id))?;
-            let rendered = connectors.describe(&row.connector, &params).map_err(|e| {
+            let resolved = connectors.resolve(&row.connector, &params).map_err(|e| {
                 DecisionError::Refused {
                     id,
                     why: format!("edited params: {e}"),
                 }
             })?;
-            act::edit(c, id, &params, &rendered, &reason, &actor)
+            act::edit(c, id, &params, &resolved, &reason, &actor)
         })
         .await
     }
@@ -189,13 +202,16 @@ impl Responder {
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let connectors = self.connectors.clone();
         let row = self
-            .change(move |c| act::begin(c, id, &actor, &runner))
+            .change(move |c| act::begin(c, id, &actor, &runner, &resolver(&connectors)))
             .await?;
         progress(&row);
         fault("after_intent");
         let key = store::idempotency_key(&row);
-        let (ending, detail) = self.call(&row, &row.connector, &row.params, &key).await;
+        let (ending, detail) = self
+            .call(&row, &row.connector, &row.params, &row.rendered, &key)
+            .await;
         fault("after_call");
         let actor = self.actor.clone();
         let done = self
@@ -216,8 +232,11 @@ impl Responder {
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let connectors = self.connectors.clone();
         let row = self
-            .change(move |c| act::begin_rollback(c, id, &reason, &actor, &runner))
+            .change(move |c| {
+                act::begin_rollback(c, id, &reason, &actor, &runner, &resolver(&connectors))
+            })
             .await?;
         progress(&row);
         let Some(rb) = row.rollback.clone() else {
@@ -227,7 +246,9 @@ impl Responder {
             });
         };
         let key = format!("{}-rollback", store::idempotency_key(&row));
-        let (ending, detail) = self.call(&row, &rb.connector, &rb.params, &key).await;
+        let (ending, detail) = self
+            .call(&row, &rb.connector, &rb.params, &rb.rendered, &key)
+            .await;
         let actor = self.actor.clone();
         let done = self
             .change(move |c| act::finish_rollback(c, id, ending, &detail, &actor))
@@ -243,13 +264,19 @@ impl Responder {
         row: &ActionRow,
         connector: &str,
         params: &Map<String, Value>,
+        approved: &str,
         key: &str,
     ) -> (Ending, String) {
         let attempts = row.retry.attempts.max(1);
         let limit = Duration::from_secs(row.timeout_seconds.max(1));
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match tokio::time::timeout(limit, self.connectors.execute(connector, params, key)).await
+            match tokio::time::timeout(
+                limit,
+                self.connectors
+                    .execute_approved(connector, params, key, approved),
+            )
+            .await
             {
                 Err(_) => {
                     return (
