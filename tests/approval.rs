@@ -360,6 +360,8 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
             "approval",
             "execution_intent",
             "outcome",
+            // The rollback asked for without a reason.
+            "decision_refused",
             "rollback_intent",
             "rollback_outcome"
         ]
@@ -474,4 +476,69 @@ async fn an_approval_not_bound_to_a_destination_must_be_given_again() {
         .expect("approve again");
     assert_eq!(done.status, "succeeded");
     assert_eq!(w.calls().await.len(), 1);
+}
+
+/// Every refused decision leaves a record of who tried and why it was refused: the same uid
+/// twice, the proposer, no reason, a decided action, an action that does not exist.
+#[tokio::test]
+async fn every_refused_decision_is_recorded_with_who_and_why() {
+    let w = World::new("4h").await;
+    let (isolate, notify) = (w.action("isolate").id, w.action("notify").id);
+    let alice = w.as_analyst(analyst(1001, "alice"));
+    let bob = w.as_analyst(analyst(1002, "bob"));
+    let carol = w.as_analyst(analyst(1003, "carol"));
+    alice
+        .decide(isolate, true, "first".into(), &none)
+        .await
+        .expect("first approval");
+    let refusals = [
+        alice.decide(isolate, true, "again".into(), &none).await,
+        w.as_analyst(analyst(500, "vigil-daemon"))
+            .decide(isolate, true, "mine".into(), &none)
+            .await,
+        bob.decide(isolate, true, "  ".into(), &none).await,
+        bob.decide(999, false, "no such".into(), &none).await,
+    ];
+    assert!(refusals.iter().all(Result::is_err), "{refusals:?}");
+    bob.decide(notify, true, "tell them".into(), &none)
+        .await
+        .expect("notify approved");
+    let late = carol.decide(notify, false, "too late".into(), &none).await;
+    assert!(late.is_err());
+
+    let rows: Vec<(i64, String, i64, String, String)> = Connection::open(&w.db)
+        .expect("db")
+        .prepare(
+            "SELECT actor_uid, actor_name, action_id, reason, detail FROM audit
+             WHERE kind = 'decision_refused' ORDER BY seq",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let who_why: Vec<(i64, i64, &str)> = rows
+        .iter()
+        .map(|(uid, _, id, why, _)| (*uid, *id, why.as_str()))
+        .collect();
+    assert_eq!(who_why.len(), 5, "{rows:?}");
+    assert_eq!((who_why[0].0, who_why[0].1), (1001, isolate));
+    assert!(who_why[0].2.contains("gave the first approval"), "{rows:?}");
+    assert_eq!((who_why[1].0, who_why[1].1), (500, isolate));
+    assert!(who_why[1].2.contains("proposed this action"), "{rows:?}");
+    assert_eq!((who_why[2].0, who_why[2].1), (1002, isolate));
+    assert!(who_why[2].2.contains("reason is required"), "{rows:?}");
+    assert_eq!((who_why[3].0, who_why[3].1), (1002, 999));
+    assert!(who_why[3].2.contains("does not exist"), "{rows:?}");
+    assert_eq!((who_why[4].0, who_why[4].1), (1003, notify));
+    assert!(who_why[4].2.contains("not pending"), "{rows:?}");
+    assert_eq!(rows[4].1, "carol");
+    let detail: serde_json::Value = serde_json::from_str(&rows[4].4).expect("detail json");
+    assert_eq!(detail["decision"], "reject");
+    assert_eq!(detail["status"], "succeeded");
+    let v =
+        vigil::engine::audit::verify(&Connection::open(&w.db).expect("db"), &[]).expect("verify");
+    assert!(v.first_bad.is_none(), "{:?}", v.first_bad);
 }

@@ -131,4 +131,23 @@ fn an_unchanged_destination_runs_as_approved() {
         std::fs::read_to_string(&a).expect("blocklist A"),
         "41.108.52.138\n"
     );
+
+    // Approving it again is refused, and the refusal names who asked and why.
+    let again = vigil(h, &["approve", &id.to_string(), "--reason", "once more"]);
+    assert_eq!(again.status.code(), Some(1));
+    let audit = json_lines(&vigil(h, &["audit"]));
+    let refusal = audit
+        .iter()
+        .find(|r| r["kind"] == "decision_refused" && r["action_id"] == id)
+        .expect("the refused approval is in the audit trail");
+    assert_eq!(
+        refusal["actor_uid"],
+        u64::from(nix::unistd::getuid().as_raw())
+    );
+    assert!(
+        refusal["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not pending")),
+        "{refusal}"
+    );
 }

@@ -411,6 +411,50 @@ fn pending_with_reason(
     Ok(row)
 }
 
+/// Run one analyst decision; when it is refused, append a `decision_refused` record naming who
+/// asked for what and why it was refused (in the same transaction, which the writer keeps for
+/// every refusal but a database error). Refusals that change the action record themselves.
+fn recording_refusal(
+    conn: &Connection,
+    id: i64,
+    decision: &str,
+    reason: &str,
+    actor: &Actor,
+    f: impl FnOnce() -> Result<ActionRow, DecisionError>,
+) -> Result<ActionRow, DecisionError> {
+    let result = f();
+    let recorded_elsewhere = matches!(
+        result,
+        Ok(_) | Err(DecisionError::Db(_)) | Err(DecisionError::Expired(_))
+    );
+    if recorded_elsewhere {
+        return result;
+    }
+    let why = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let row = action(conn, id)?;
+    audit::append(
+        conn,
+        Entry {
+            actor,
+            kind: "decision_refused",
+            alert_id: row.as_ref().and_then(|r| r.alert_ids.first().copied()),
+            action_id: Some(id),
+            reason: Some(&why),
+            detail: json!({
+                "decision": decision,
+                "reason_given": reason,
+                "status": row.as_ref().map(|r| r.status.as_str()),
+                "call_hash": row.as_ref().map(|r| r.call_hash.as_str()),
+            }),
+        },
+    )?;
+    result
+}
+
 /// Record an analyst's approval or rejection.
 ///
 /// One-analyst steps are approved by the first approval. Two-analyst steps need a second
@@ -420,6 +464,19 @@ fn pending_with_reason(
 /// # Errors
 /// Missing reason, wrong state, two-person violations, lapsed approvals, races lost.
 pub fn decide(
+    conn: &Connection,
+    id: i64,
+    approve: bool,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ActionRow, DecisionError> {
+    let decision = if approve { "approve" } else { "reject" };
+    recording_refusal(conn, id, decision, reason, actor, || {
+        decide_or_refuse(conn, id, approve, reason, actor)
+    })
+}
+
+fn decide_or_refuse(
     conn: &Connection,
     id: i64,
     approve: bool,
@@ -558,6 +615,19 @@ fn expiry_seconds(conn: &Connection, id: i64) -> rusqlite::Result<i64> {
 /// # Errors
 /// Missing reason, wrong state, or a call identical to another proposal of the same step.
 pub fn edit(
+    conn: &Connection,
+    id: i64,
+    params: &Map<String, Value>,
+    resolved: &Resolved,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ActionRow, DecisionError> {
+    recording_refusal(conn, id, "edit", reason, actor, || {
+        edit_or_refuse(conn, id, params, resolved, reason, actor)
+    })
+}
+
+fn edit_or_refuse(
     conn: &Connection,
     id: i64,
     params: &Map<String, Value>,
@@ -923,6 +993,19 @@ pub fn begin_rollback(
     runner: &str,
     resolve: Resolve<'_>,
 ) -> Result<ActionRow, DecisionError> {
+    recording_refusal(conn, id, "rollback", reason, actor, || {
+        rollback_or_refuse(conn, id, reason, actor, runner, resolve)
+    })
+}
+
+fn rollback_or_refuse(
+    conn: &Connection,
+    id: i64,
+    reason: &str,
+    actor: &Actor,
+    runner: &str,
+    resolve: Resolve<'_>,
+) -> Result<ActionRow, DecisionError> {
     if reason.trim().is_empty() {
         return Err(DecisionError::NoReason);
     }
@@ -954,18 +1037,6 @@ pub fn begin_rollback(
         now.call_hash == rb.call_hash
     };
     if !same {
-        record(
-            conn,
-            actor,
-            &row,
-            "refused",
-            Some("the rollback call changed since it was shown"),
-            json!({
-                "shown": {"rendered": rb.rendered, "destination": rb.destination, "call_hash": rb.call_hash},
-                "now": {"rendered": now.rendered, "destination": now.destination, "call_hash": now.call_hash},
-                "status": row.status,
-            }),
-        )?;
         return Err(DecisionError::Changed {
             id,
             approved: rb.rendered.clone(),
