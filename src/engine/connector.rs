@@ -96,7 +96,90 @@ impl ConnectorError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub ok: bool,
+    /// For a call that did not succeed: whether it may have taken effect anyway.
+    pub reach: Reach,
     pub detail: String,
+}
+
+/// Whether a call that did not succeed may have reached its destination: what decides whether
+/// it may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// What happened is known: the destination answered (success or a refusal), or vigil
+    /// refused to make the call. Trying again would change nothing.
+    Known,
+    /// It certainly never arrived (connection refused, name not resolved, nothing sent yet):
+    /// safe to try again.
+    NotSent,
+    /// It may have arrived and taken effect (a timeout, a connection lost mid-request): never
+    /// tried again automatically, because that could do it twice.
+    Unknown,
+}
+
+/// A call that did not succeed, and whether it may have arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undone {
+    pub reach: Reach,
+    pub detail: String,
+}
+
+impl Undone {
+    /// The destination answered with a failure.
+    pub(crate) fn answered(detail: String) -> Self {
+        Undone {
+            reach: Reach::Known,
+            detail,
+        }
+    }
+
+    /// It may have arrived.
+    pub(crate) fn unknown(detail: String) -> Self {
+        Undone {
+            reach: Reach::Unknown,
+            detail,
+        }
+    }
+}
+
+/// A failure before anything left this process (building a request, reading a token, starting
+/// a program): the `?` on a plain message. Anything later says its reach explicitly.
+impl From<String> for Undone {
+    fn from(detail: String) -> Self {
+        Undone {
+            reach: Reach::NotSent,
+            detail,
+        }
+    }
+}
+
+/// Whether an error, or any error under it, is a refused connection: nothing was sent.
+pub(crate) fn refused_connection(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// An error with its causes, on one line.
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let more = err.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = err.source();
+    }
+    text
 }
 
 /// One exact call, fully rendered: what `dry_run` shows and what `execute` sends.
@@ -318,6 +401,7 @@ impl Connectors {
             Ok(call) => self.send(&call).await,
             Err(e) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!("not run: {e}"),
             },
         }
@@ -337,12 +421,14 @@ impl Connectors {
             Ok(now) if now == approved => self.execute(kind, params, idempotency_key).await,
             Ok(now) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!(
                     "not run: the call changed since it was approved (configuration changed?); it would now be: {now}"
                 ),
             },
             Err(e) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!("not run: {e}"),
             },
         }
@@ -351,17 +437,28 @@ impl Connectors {
     /// Send a prepared call exactly as it is.
     pub async fn send(&self, call: &Call) -> Outcome {
         let result = match call {
-            Call::Blocklist(c) => self.blocklist.add(c).await,
+            // The list is replaced by a rename or not at all: a failure left it as it was.
+            Call::Blocklist(c) => self.blocklist.add(c).await.map_err(Undone::from),
             Call::Http(c) => http::send(c).await,
             Call::Command(c) => command::run(c).await,
             Call::Email(c) => match &self.email {
                 Some(m) => m.send(c).await,
-                None => Err("email connector is not configured".to_string()),
+                None => Err(Undone::from(
+                    "email connector is not configured".to_string(),
+                )),
             },
         };
         match result {
-            Ok(detail) => Outcome { ok: true, detail },
-            Err(detail) => Outcome { ok: false, detail },
+            Ok(detail) => Outcome {
+                ok: true,
+                reach: Reach::Known,
+                detail,
+            },
+            Err(u) => Outcome {
+                ok: false,
+                reach: u.reach,
+                detail: u.detail,
+            },
         }
     }
 }

@@ -3,7 +3,7 @@
 //! outcome) and retries/timeouts; the database rules live in `store::actions`, the calls in
 //! `connector`.
 
-use super::connector::{Connectors, Resolved};
+use super::connector::{Connectors, Reach, Resolved};
 use super::store::{self, actions as act, ActionRow, DecisionError, Ending, WriteOp};
 use crate::identity::Actor;
 use serde_json::{Map, Value};
@@ -257,8 +257,10 @@ impl Responder {
         Ok(done)
     }
 
-    /// One call with retries. A definite failure is retried (same idempotency key); a timeout
-    /// is not, because the call may have taken effect: its outcome is unknown.
+    /// One call with retries. Only a call that certainly never arrived (a refused connection,
+    /// a name that did not resolve) is tried again, with the same idempotency key. A timeout,
+    /// or any failure after the request may have left, has an unknown outcome and is never
+    /// retried automatically: it may have taken effect, and a second send could do it twice.
     async fn call(
         &self,
         row: &ActionRow,
@@ -271,25 +273,35 @@ impl Responder {
         let limit = Duration::from_secs(row.timeout_seconds.max(1));
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match tokio::time::timeout(
-                limit,
-                self.connectors
-                    .execute_approved(connector, params, key, approved),
-            )
-            .await
-            {
+            let sent = self
+                .connectors
+                .execute_approved(connector, params, key, approved);
+            let out = match tokio::time::timeout(limit, sent).await {
                 Err(_) => {
                     return (
                         Ending::Unknown,
                         format!(
-                            "timed out after {}s: the call may or may not have taken effect",
+                            "outcome unknown: timed out after {}s; the call may have taken effect, so it is not retried",
                             limit.as_secs()
                         ),
                     )
                 }
-                Ok(out) if out.ok => return (Ending::Succeeded, out.detail),
-                Ok(out) => {
-                    last = out.detail;
+                Ok(out) => out,
+            };
+            if out.ok {
+                return (Ending::Succeeded, out.detail);
+            }
+            match out.reach {
+                Reach::Known => return (Ending::Failed, out.detail),
+                Reach::Unknown => return (
+                    Ending::Unknown,
+                    format!(
+                        "outcome unknown: {}; the call may have taken effect, so it is not retried",
+                        out.detail
+                    ),
+                ),
+                Reach::NotSent => {
+                    last = format!("not sent: {}", out.detail);
                     if attempt < attempts {
                         let (id, actor, detail) = (row.id, self.actor.clone(), last.clone());
                         let _ = self
