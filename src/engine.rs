@@ -16,6 +16,7 @@ pub mod forest;
 pub mod format;
 pub mod incident;
 pub mod ioc;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -198,6 +199,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         write_tx.clone(),
         cfg.pipeline.connectors.clone(),
         cfg.actor.clone(),
+        lease::Leases::beside(&cfg.db),
     );
     let mut tasks = Vec::new();
     // Before anything runs: actions a dead process left mid-call become "outcome unknown",

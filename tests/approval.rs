@@ -124,7 +124,12 @@ impl World {
     }
 
     fn as_analyst(&self, actor: Actor) -> Responder {
-        Responder::new(self.tx.clone(), self.connectors.clone(), actor)
+        Responder::new(
+            self.tx.clone(),
+            self.connectors.clone(),
+            actor,
+            vigil::engine::lease::Leases::beside(&self.db),
+        )
     }
 
     fn action(&self, step: &str) -> store::ActionRow {

@@ -120,7 +120,8 @@ async fn world(webhook: &str) -> World {
         .await
         .expect("send");
     done.await.expect("reply").expect("ingest");
-    let responder = Responder::new(tx, connectors, analyst());
+    let leases = vigil::engine::lease::Leases::beside(&db);
+    let responder = Responder::new(tx, connectors, analyst(), leases);
     World {
         _dir: dir,
         db,

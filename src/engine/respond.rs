@@ -4,6 +4,7 @@
 //! `connector`.
 
 use super::connector::{Connectors, Reach, Resolved};
+use super::lease::{Lease, LeaseError, Leases};
 use super::store::{self, actions as act, ActionRow, DecisionError, Ending, WriteOp};
 use crate::identity::Actor;
 use serde_json::{Map, Value};
@@ -21,27 +22,15 @@ fn fault(point: &str) {
     }
 }
 
-/// `host:pid` of this process: who holds an action's execution lease.
+/// `name@host:pid` of this process: who holds an action's execution lease, as others are told.
 pub fn runner_id(actor: &Actor) -> String {
-    format!("{}:{}", actor.host, std::process::id())
+    format!("{}@{}:{}", actor.name, actor.host, std::process::id())
 }
 
-/// Whether the process named by a runner id is still alive (only knowable on this host).
-pub fn runner_alive(runner: &str, host: &str) -> bool {
-    let Some((h, pid)) = runner.rsplit_once(':') else {
-        return false;
-    };
-    if h != host {
-        return true; // another host's process: not ours to judge
-    }
-    let Ok(pid) = pid.parse::<i32>() else {
-        return false;
-    };
-    if pid as u32 == std::process::id() {
-        return false; // this process is starting, so an older lease with our pid is stale
-    }
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    alive && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vigil")
+/// The host a runner id names (`name@host:pid`, or `host:pid` from earlier versions).
+fn runner_host(runner: &str) -> &str {
+    let before_pid = runner.rsplit_once(':').map_or(runner, |(h, _)| h);
+    before_pid.rsplit_once('@').map_or(before_pid, |(_, h)| h)
 }
 
 /// The connectors' `resolve`, in the shape the approval rules take it.
@@ -59,6 +48,8 @@ pub struct Responder {
     pub actor: Actor,
     /// Actions some path of this process is handling, so the executor leaves them alone.
     pub busy: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// The execution leases of this database: held while an action's call is in progress.
+    pub leases: Leases,
 }
 
 /// Marks an action as handled by this process while it lives.
@@ -74,13 +65,33 @@ impl Drop for Busy {
 
 impl Responder {
     /// A responder for one process's writer.
-    pub fn new(writer: mpsc::Sender<WriteOp>, connectors: Arc<Connectors>, actor: Actor) -> Self {
+    pub fn new(
+        writer: mpsc::Sender<WriteOp>,
+        connectors: Arc<Connectors>,
+        actor: Actor,
+        leases: Leases,
+    ) -> Self {
         Responder {
             writer,
             connectors,
             actor,
             busy: Arc::default(),
+            leases,
         }
+    }
+
+    /// Take action `id`'s execution lease for this process, held until the returned guard is
+    /// dropped or the process dies.
+    fn lease(&self, id: i64) -> Result<Lease, DecisionError> {
+        self.leases
+            .take(id, &runner_id(&self.actor))
+            .map_err(|e| match e {
+                LeaseError::Held { holder } => DecisionError::Leased { id, holder },
+                LeaseError::Io { .. } => DecisionError::Refused {
+                    id,
+                    why: format!("cannot take its execution lease: {e}"),
+                },
+            })
     }
 
     /// Claim `id` for this path; `None` when another path of this process has it.
@@ -156,9 +167,10 @@ impl Responder {
         fault("after_decision");
         if row.status == "approved" {
             return match self.run(id, progress).await {
-                // Another process took the lease first: the approval stands and it is running
-                // there.
+                // Another process ran it between the approval and this run: it is done there.
                 Err(DecisionError::NotPending { .. }) => self.action(id).await,
+                // Another process holds the lease (`Leased`): the approval stands and it runs
+                // there; the caller is told who holds it.
                 other => other,
             };
         }
@@ -201,6 +213,9 @@ impl Responder {
         id: i64,
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
+        // The lease first: a process that sees this action running also finds its lease held
+        // for as long as this process lives.
+        let _lease = self.lease(id)?;
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
         let connectors = self.connectors.clone();
         let row = self
@@ -231,6 +246,7 @@ impl Responder {
         reason: String,
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
+        let _lease = self.lease(id)?;
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
         let connectors = self.connectors.clone();
         let row = self
@@ -293,13 +309,15 @@ impl Responder {
             }
             match out.reach {
                 Reach::Known => return (Ending::Failed, out.detail),
-                Reach::Unknown => return (
-                    Ending::Unknown,
-                    format!(
+                Reach::Unknown => {
+                    return (
+                        Ending::Unknown,
+                        format!(
                         "outcome unknown: {}; the call may have taken effect, so it is not retried",
                         out.detail
                     ),
-                ),
+                    )
+                }
                 Reach::NotSent => {
                     last = format!("not sent: {}", out.detail);
                     if attempt < attempts {
@@ -321,10 +339,17 @@ impl Responder {
     /// # Errors
     /// The write failed.
     pub async fn recover(&self) -> Result<Value, String> {
-        let actor = self.actor.clone();
+        let (actor, leases) = (self.actor.clone(), self.leases.clone());
         self.record(move |c| {
             let host = actor.host.clone();
-            act::recover(c, &actor, &|r| runner_alive(r, &host))
+            // A runner on another host holds a lease this host may not see (a local lock on a
+            // shared disk): not ours to judge. Here, the lease says; when it cannot be read,
+            // the action is left alone rather than declared dead.
+            let alive = |id: i64, runner: &str| {
+                (!runner.is_empty() && runner_host(runner) != host)
+                    || leases.is_held(id).unwrap_or(true)
+            };
+            act::recover(c, &actor, &alive)
                 .map(|ids| serde_json::json!(ids))
                 .map_err(|e| e.to_string())
         })

@@ -98,6 +98,9 @@ pub enum DecisionError {
     },
     #[error("action {id}: {why}")]
     Refused { id: i64, why: String },
+    /// Another live process holds the action's execution lease: it runs there, not here.
+    #[error("action {id} is being run by another process: {holder} holds its execution lease")]
+    Leased { id: i64, holder: String },
     #[error("database: {0}")]
     Db(String),
 }
@@ -1097,16 +1100,16 @@ pub fn finish_rollback(
     must(conn, id)
 }
 
-/// After a crash: actions this host was running when its process died have an unknown outcome.
-/// They are never retried blindly; the analyst decides. Actions held by a live process (another
-/// vigil on this host, or any on another host) are left alone.
+/// After a crash: actions whose runner died mid-call have an unknown outcome. They are never
+/// retried blindly; the analyst decides. `alive(id, runner)` says whether a live process still
+/// holds the action (its execution lease); those are left alone.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn recover(
     conn: &Connection,
     actor: &Actor,
-    alive: &dyn Fn(&str) -> bool,
+    alive: &dyn Fn(i64, &str) -> bool,
 ) -> rusqlite::Result<Vec<i64>> {
     let stuck: Vec<(i64, String, Option<String>)> = {
         let mut stmt = conn.prepare(
@@ -1118,7 +1121,7 @@ pub fn recover(
     let mut marked = Vec::new();
     for (id, status, runner) in stuck {
         let runner = runner.unwrap_or_default();
-        if alive(&runner) {
+        if alive(id, &runner) {
             continue;
         }
         let Some(row) = action(conn, id)? else {
