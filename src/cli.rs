@@ -1,6 +1,7 @@
 //! The command line: parses arguments, builds the engine's parts from config, and runs one
 //! command. Errors are one line on stderr; exit 2 for usage and configuration errors, 1 for
-//! failures at run time.
+//! failures at run time, 3 when `approve`/`rollback` finds another process holding the action's
+//! execution lease (the decision is recorded; the call runs there).
 
 #[macro_use]
 mod output;
@@ -1277,7 +1278,8 @@ fn with_responder<T>(
         let (changed, _keep) = tokio::sync::watch::channel(0);
         let actor = Actor::current();
         let writer = setup.spawn_writer(rx, changed, None)?;
-        let responder = crate::engine::respond::Responder::new(tx, connectors, actor);
+        let leases = crate::engine::lease::Leases::beside(&setup.db);
+        let responder = crate::engine::respond::Responder::new(tx, connectors, actor, leases);
         responder.recover().await.map_err(|e| anyhow!(e))?;
         let r = f(&responder).await;
         drop(responder);
@@ -1286,6 +1288,9 @@ fn with_responder<T>(
     })?;
     Ok(out)
 }
+
+/// `approve`/`rollback` found the action's execution lease held by another live process.
+const EXIT_LEASED: u8 = 3;
 
 fn act(setup: &Setup, what: Act) -> Result<ExitCode, Failure> {
     let reason_of = |a: &Act| match a {
@@ -1296,13 +1301,19 @@ fn act(setup: &Setup, what: Act) -> Result<ExitCode, Failure> {
     }
     let row = with_responder(setup, async |r| {
         let none = |_: &crate::engine::store::ActionRow| {};
-        let row = match what {
+        Ok(match what {
             Act::Decide(id, approve, reason) => r.decide(id, approve, reason, &none).await,
             Act::Edit(id, params, reason) => r.edit(id, params, reason).await,
             Act::Rollback(id, reason) => r.rollback(id, reason, &none).await,
-        };
-        row.map_err(anyhow::Error::from)
+        })
     })?;
+    let row = match row {
+        Err(e @ store::DecisionError::Leased { .. }) => {
+            errln!("vigil: {}", one_line(&e.to_string()));
+            return Ok(ExitCode::from(EXIT_LEASED));
+        }
+        other => other.map_err(anyhow::Error::from)?,
+    };
     output::print_json(&row).map_err(anyhow::Error::from)?;
     Ok(
         if matches!(

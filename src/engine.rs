@@ -16,6 +16,7 @@ pub mod forest;
 pub mod format;
 pub mod incident;
 pub mod ioc;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod normalize;
@@ -218,6 +219,7 @@ pub fn start(cfg: EngineConfig) -> anyhow::Result<EngineHandle> {
         write_tx.clone(),
         cfg.pipeline.connectors.clone(),
         cfg.actor.clone(),
+        lease::Leases::beside(&cfg.db),
     );
     let mut tasks = Vec::new();
     // Before anything runs: actions a dead process left mid-call become "outcome unknown",
@@ -581,7 +583,19 @@ async fn act_on(
                 .map(|o| format!(" ({o})"))
                 .unwrap_or_default()
         )),
-        Err(e) => EngineEvent::Error(format!("action {id}: {e}")),
+        Err(e) => {
+            // A refusal may have changed the action (refused, back to proposed): show it as it
+            // now is, beside the error saying why.
+            if let Ok(row) = responder.action(id).await {
+                progress(&row);
+            }
+            let text = e.to_string();
+            EngineEvent::Error(if text.starts_with("action ") {
+                text
+            } else {
+                format!("action {id}: {text}")
+            })
+        }
     };
     let _ = events.send(msg).await;
 }

@@ -124,7 +124,12 @@ impl World {
     }
 
     fn as_analyst(&self, actor: Actor) -> Responder {
-        Responder::new(self.tx.clone(), self.connectors.clone(), actor)
+        Responder::new(
+            self.tx.clone(),
+            self.connectors.clone(),
+            actor,
+            vigil::engine::lease::Leases::beside(&self.db),
+        )
     }
 
     fn action(&self, step: &str) -> store::ActionRow {
@@ -290,7 +295,7 @@ async fn editing_voids_approvals_and_a_changed_call_never_runs() {
         .run(notify, &none)
         .await
         .expect_err("changed call refused");
-    assert!(matches!(err, DecisionError::Changed(_)), "{err}");
+    assert!(matches!(err, DecisionError::Changed { .. }), "{err}");
     assert_eq!(w.action("notify").status, "refused");
     assert_eq!(w.calls().await.len(), 1, "the changed call was not made");
 }
@@ -360,6 +365,8 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
             "approval",
             "execution_intent",
             "outcome",
+            // The rollback asked for without a reason.
+            "decision_refused",
             "rollback_intent",
             "rollback_outcome"
         ]
@@ -426,4 +433,117 @@ async fn automatic_revert_runs_when_due() {
         .is_some_and(|o| o.starts_with("rollback:")));
     h.shutdown().await;
     assert_eq!(w.calls().await.len(), 2);
+}
+
+/// An approval stored by an earlier version bound only connector and params, not where the
+/// call goes: it is not run. The action goes back to `proposed`, bound to the destination this
+/// process resolves, the refusal is recorded, and a fresh approval runs it.
+#[tokio::test]
+async fn an_approval_not_bound_to_a_destination_must_be_given_again() {
+    let w = World::new("4h").await;
+    let row = w.action("notify");
+    let old_hash = vigil::engine::playbook::unbound_call_hash(&row.connector, &row.params);
+    Connection::open(&w.db)
+        .expect("db")
+        .execute(
+            "UPDATE actions SET status = 'approved', call_hash = ?2, approved_hash = ?2, destination = NULL,
+               approvals = '[]', approved_until = NULL WHERE id = ?1",
+            rusqlite::params![row.id, old_hash],
+        )
+        .expect("an approval as an earlier version stored it");
+    let bob = w.as_analyst(analyst(1002, "bob"));
+    let err = bob.run(row.id, &none).await.expect_err("not run");
+    assert!(
+        err.to_string()
+            .contains("re-approve: call not bound to a destination"),
+        "{err}"
+    );
+    assert!(w.calls().await.is_empty(), "nothing was sent");
+    let again = w.action("notify");
+    assert_eq!(again.status, "proposed");
+    assert_eq!(again.call_hash, row.call_hash, "bound as resolved now");
+    assert_eq!(
+        again.destination.as_deref(),
+        Some(format!("{}/hook", w.server.uri()).as_str())
+    );
+    let refused: Vec<String> = Connection::open(&w.db)
+        .expect("db")
+        .prepare("SELECT reason FROM audit WHERE action_id = ?1 AND kind = 'refused'")
+        .expect("prepare")
+        .query_map([row.id], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(refused, ["re-approve: call not bound to a destination"]);
+    let done = bob
+        .decide(row.id, true, "approved with its destination".into(), &none)
+        .await
+        .expect("approve again");
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(w.calls().await.len(), 1);
+}
+
+/// Every refused decision leaves a record of who tried and why it was refused: the same uid
+/// twice, the proposer, no reason, a decided action, an action that does not exist.
+#[tokio::test]
+async fn every_refused_decision_is_recorded_with_who_and_why() {
+    let w = World::new("4h").await;
+    let (isolate, notify) = (w.action("isolate").id, w.action("notify").id);
+    let alice = w.as_analyst(analyst(1001, "alice"));
+    let bob = w.as_analyst(analyst(1002, "bob"));
+    let carol = w.as_analyst(analyst(1003, "carol"));
+    alice
+        .decide(isolate, true, "first".into(), &none)
+        .await
+        .expect("first approval");
+    let refusals = [
+        alice.decide(isolate, true, "again".into(), &none).await,
+        w.as_analyst(analyst(500, "vigil-daemon"))
+            .decide(isolate, true, "mine".into(), &none)
+            .await,
+        bob.decide(isolate, true, "  ".into(), &none).await,
+        bob.decide(999, false, "no such".into(), &none).await,
+    ];
+    assert!(refusals.iter().all(Result::is_err), "{refusals:?}");
+    bob.decide(notify, true, "tell them".into(), &none)
+        .await
+        .expect("notify approved");
+    let late = carol.decide(notify, false, "too late".into(), &none).await;
+    assert!(late.is_err());
+
+    let rows: Vec<(i64, String, i64, String, String)> = Connection::open(&w.db)
+        .expect("db")
+        .prepare(
+            "SELECT actor_uid, actor_name, action_id, reason, detail FROM audit
+             WHERE kind = 'decision_refused' ORDER BY seq",
+        )
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let who_why: Vec<(i64, i64, &str)> = rows
+        .iter()
+        .map(|(uid, _, id, why, _)| (*uid, *id, why.as_str()))
+        .collect();
+    assert_eq!(who_why.len(), 5, "{rows:?}");
+    assert_eq!((who_why[0].0, who_why[0].1), (1001, isolate));
+    assert!(who_why[0].2.contains("gave the first approval"), "{rows:?}");
+    assert_eq!((who_why[1].0, who_why[1].1), (500, isolate));
+    assert!(who_why[1].2.contains("proposed this action"), "{rows:?}");
+    assert_eq!((who_why[2].0, who_why[2].1), (1002, isolate));
+    assert!(who_why[2].2.contains("reason is required"), "{rows:?}");
+    assert_eq!((who_why[3].0, who_why[3].1), (1002, 999));
+    assert!(who_why[3].2.contains("does not exist"), "{rows:?}");
+    assert_eq!((who_why[4].0, who_why[4].1), (1003, notify));
+    assert!(who_why[4].2.contains("not pending"), "{rows:?}");
+    assert_eq!(rows[4].1, "carol");
+    let detail: serde_json::Value = serde_json::from_str(&rows[4].4).expect("detail json");
+    assert_eq!(detail["decision"], "reject");
+    assert_eq!(detail["status"], "succeeded");
+    let v =
+        vigil::engine::audit::verify(&Connection::open(&w.db).expect("db"), &[]).expect("verify");
+    assert!(v.first_bad.is_none(), "{:?}", v.first_bad);
 }

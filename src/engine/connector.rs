@@ -19,6 +19,7 @@ pub mod webhook;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
@@ -95,7 +96,90 @@ impl ConnectorError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub ok: bool,
+    /// For a call that did not succeed: whether it may have taken effect anyway.
+    pub reach: Reach,
     pub detail: String,
+}
+
+/// Whether a call that did not succeed may have reached its destination: what decides whether
+/// it may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// What happened is known: the destination answered (success or a refusal), or vigil
+    /// refused to make the call. Trying again would change nothing.
+    Known,
+    /// It certainly never arrived (connection refused, name not resolved, nothing sent yet):
+    /// safe to try again.
+    NotSent,
+    /// It may have arrived and taken effect (a timeout, a connection lost mid-request): never
+    /// tried again automatically, because that could do it twice.
+    Unknown,
+}
+
+/// A call that did not succeed, and whether it may have arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undone {
+    pub reach: Reach,
+    pub detail: String,
+}
+
+impl Undone {
+    /// The destination answered with a failure.
+    pub(crate) fn answered(detail: String) -> Self {
+        Undone {
+            reach: Reach::Known,
+            detail,
+        }
+    }
+
+    /// It may have arrived.
+    pub(crate) fn unknown(detail: String) -> Self {
+        Undone {
+            reach: Reach::Unknown,
+            detail,
+        }
+    }
+}
+
+/// A failure before anything left this process (building a request, reading a token, starting
+/// a program): the `?` on a plain message. Anything later says its reach explicitly.
+impl From<String> for Undone {
+    fn from(detail: String) -> Self {
+        Undone {
+            reach: Reach::NotSent,
+            detail,
+        }
+    }
+}
+
+/// Whether an error, or any error under it, is a refused connection: nothing was sent.
+pub(crate) fn refused_connection(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// An error with its causes, on one line.
+pub(crate) fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        let more = err.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cur = err.source();
+    }
+    text
 }
 
 /// One exact call, fully rendered: what `dry_run` shows and what `execute` sends.
@@ -121,6 +205,42 @@ impl fmt::Display for Call {
             Call::Email(c) => c.fmt(f),
         }
     }
+}
+
+impl Call {
+    /// Where the call takes effect, as the approver is shown it: the blocklist file, the URL
+    /// (a secret path masked), the program, or the mail relay.
+    pub fn destination(&self) -> String {
+        match self {
+            Call::Blocklist(c) => c.path.display().to_string(),
+            Call::Http(c) => c.shown_url(),
+            Call::Command(c) => c.program.display().to_string(),
+            Call::Email(c) => c.relay.clone(),
+        }
+    }
+
+    /// Everything that decides what the call does and where: its one-line description, plus a
+    /// fingerprint of a secret URL path (a Slack webhook) the description masks, so a changed
+    /// secret destination changes the binding without the secret being stored or shown.
+    fn binding(&self) -> String {
+        let mut text = self.to_string();
+        if let Call::Http(c) = self {
+            if c.secret_path {
+                text.push_str(" url-sha256 ");
+                text.push_str(&hex::encode(Sha256::digest(c.url.as_str().as_bytes())));
+            }
+        }
+        text
+    }
+}
+
+/// A call resolved against this process's configuration: what the approver is shown, where
+/// it goes, and the hash an approval binds to (connector, params and the resolved call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub rendered: String,
+    pub destination: String,
+    pub call_hash: String,
 }
 
 /// What `describe` shows where the idempotency key will go: the key names the stored action,
@@ -251,6 +371,25 @@ impl Connectors {
         Ok(self.dry_run(kind, params, KEY_PLACEHOLDER)?.to_string())
     }
 
+    /// The call as this process would make it, and the hash that binds an approval to it. Two
+    /// processes with different configurations (another blocklist path, base URL, relay or
+    /// program) resolve the same params to different hashes.
+    ///
+    /// # Errors
+    /// As [`Connectors::dry_run`].
+    pub fn resolve(
+        &self,
+        kind: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Resolved, ConnectorError> {
+        let call = self.dry_run(kind, params, KEY_PLACEHOLDER)?;
+        Ok(Resolved {
+            rendered: call.to_string(),
+            destination: call.destination(),
+            call_hash: crate::engine::playbook::call_hash(kind, params, &call.binding()),
+        })
+    }
+
     /// Run one approved call. Never panics; every failure is an `Outcome` with `ok: false`.
     pub async fn execute(
         &self,
@@ -262,6 +401,7 @@ impl Connectors {
             Ok(call) => self.send(&call).await,
             Err(e) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!("not run: {e}"),
             },
         }
@@ -281,12 +421,14 @@ impl Connectors {
             Ok(now) if now == approved => self.execute(kind, params, idempotency_key).await,
             Ok(now) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!(
                     "not run: the call changed since it was approved (configuration changed?); it would now be: {now}"
                 ),
             },
             Err(e) => Outcome {
                 ok: false,
+                reach: Reach::Known,
                 detail: format!("not run: {e}"),
             },
         }
@@ -295,17 +437,28 @@ impl Connectors {
     /// Send a prepared call exactly as it is.
     pub async fn send(&self, call: &Call) -> Outcome {
         let result = match call {
-            Call::Blocklist(c) => self.blocklist.add(c).await,
+            // The list is replaced by a rename or not at all: a failure left it as it was.
+            Call::Blocklist(c) => self.blocklist.add(c).await.map_err(Undone::from),
             Call::Http(c) => http::send(c).await,
             Call::Command(c) => command::run(c).await,
             Call::Email(c) => match &self.email {
                 Some(m) => m.send(c).await,
-                None => Err("email connector is not configured".to_string()),
+                None => Err(Undone::from(
+                    "email connector is not configured".to_string(),
+                )),
             },
         };
         match result {
-            Ok(detail) => Outcome { ok: true, detail },
-            Err(detail) => Outcome { ok: false, detail },
+            Ok(detail) => Outcome {
+                ok: true,
+                reach: Reach::Known,
+                detail,
+            },
+            Err(u) => Outcome {
+                ok: false,
+                reach: u.reach,
+                detail: u.detail,
+            },
         }
     }
 }

@@ -167,6 +167,9 @@ pub struct RenderedCall {
     pub params: Map<String, Value>,
     pub rendered: String,
     pub call_hash: String,
+    /// Where the call takes effect (empty in rollbacks stored by earlier versions).
+    #[serde(default)]
+    pub destination: String,
 }
 
 /// Default life of an approval.
@@ -207,6 +210,8 @@ pub struct ProposedAction {
     pub params: Map<String, Value>,
     /// What will run, in words, shown to the approver.
     pub rendered: String,
+    /// Where it takes effect (blocklist file, URL, program, relay), shown to the approver.
+    pub destination: String,
     pub call_hash: String,
     pub approval: ApprovalPolicy,
     /// Position of the step in its playbook (later steps are cancelled by `on_error: stop`).
@@ -219,8 +224,17 @@ pub struct ProposedAction {
     pub revert_after_seconds: Option<u64>,
 }
 
-/// The hash an approval binds to.
-pub fn call_hash(connector: &str, params: &Map<String, Value>) -> String {
+/// The hash an approval binds to: the connector, the params and the call they resolve to
+/// (`resolved`, from [`Connectors::resolve`], names the destination), so the same params sent
+/// somewhere else are another call.
+pub fn call_hash(connector: &str, params: &Map<String, Value>, resolved: &str) -> String {
+    let doc = serde_json::json!({"connector": connector, "params": params, "call": resolved});
+    sha256_hex(canonical_json(&doc).as_bytes())
+}
+
+/// The hash earlier versions bound approvals to: connector and params only, not where the
+/// call goes. Recognised so such an approval is asked for again instead of being run.
+pub fn unbound_call_hash(connector: &str, params: &Map<String, Value>) -> String {
     let doc = serde_json::json!({"connector": connector, "params": params});
     sha256_hex(canonical_json(&doc).as_bytes())
 }
@@ -429,6 +443,7 @@ impl Playbook {
                     call_hash: call.call_hash,
                     params: call.params,
                     rendered: call.rendered,
+                    destination: call.destination,
                     approval: step.approval,
                     step_index: index as u32,
                     approval_expires_seconds: secs(
@@ -648,14 +663,15 @@ fn render_call(
     for (k, t) in templates {
         params.insert(k.clone(), render(t, ctx).map_err(|e| e.to_string())?);
     }
-    let rendered = connectors
-        .describe(connector, &params)
+    let resolved = connectors
+        .resolve(connector, &params)
         .map_err(|e| e.to_string())?;
     Ok(RenderedCall {
         connector: connector.to_string(),
-        call_hash: call_hash(connector, &params),
+        call_hash: resolved.call_hash,
         params,
-        rendered,
+        rendered: resolved.rendered,
+        destination: resolved.destination,
     })
 }
 

@@ -3,7 +3,8 @@
 //! outcome) and retries/timeouts; the database rules live in `store::actions`, the calls in
 //! `connector`.
 
-use super::connector::Connectors;
+use super::connector::{Connectors, Reach, Resolved};
+use super::lease::{Lease, LeaseError, Leases};
 use super::store::{self, actions as act, ActionRow, DecisionError, Ending, WriteOp};
 use crate::identity::Actor;
 use serde_json::{Map, Value};
@@ -21,27 +22,22 @@ fn fault(point: &str) {
     }
 }
 
-/// `host:pid` of this process: who holds an action's execution lease.
+/// `name@host:pid` of this process: who holds an action's execution lease, as others are told.
 pub fn runner_id(actor: &Actor) -> String {
-    format!("{}:{}", actor.host, std::process::id())
+    format!("{}@{}:{}", actor.name, actor.host, std::process::id())
 }
 
-/// Whether the process named by a runner id is still alive (only knowable on this host).
-pub fn runner_alive(runner: &str, host: &str) -> bool {
-    let Some((h, pid)) = runner.rsplit_once(':') else {
-        return false;
-    };
-    if h != host {
-        return true; // another host's process: not ours to judge
-    }
-    let Ok(pid) = pid.parse::<i32>() else {
-        return false;
-    };
-    if pid as u32 == std::process::id() {
-        return false; // this process is starting, so an older lease with our pid is stale
-    }
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    alive && std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vigil")
+/// The host a runner id names (`name@host:pid`, or `host:pid` from earlier versions).
+fn runner_host(runner: &str) -> &str {
+    let before_pid = runner.rsplit_once(':').map_or(runner, |(h, _)| h);
+    before_pid.rsplit_once('@').map_or(before_pid, |(_, h)| h)
+}
+
+/// The connectors' `resolve`, in the shape the approval rules take it.
+fn resolver(
+    connectors: &Connectors,
+) -> impl Fn(&str, &Map<String, Value>) -> Result<Resolved, String> + Sync + '_ {
+    |kind, params| connectors.resolve(kind, params).map_err(|e| e.to_string())
 }
 
 /// Runs and records response actions for one process.
@@ -52,6 +48,8 @@ pub struct Responder {
     pub actor: Actor,
     /// Actions some path of this process is handling, so the executor leaves them alone.
     pub busy: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// The execution leases of this database: held while an action's call is in progress.
+    pub leases: Leases,
 }
 
 /// Marks an action as handled by this process while it lives.
@@ -67,13 +65,33 @@ impl Drop for Busy {
 
 impl Responder {
     /// A responder for one process's writer.
-    pub fn new(writer: mpsc::Sender<WriteOp>, connectors: Arc<Connectors>, actor: Actor) -> Self {
+    pub fn new(
+        writer: mpsc::Sender<WriteOp>,
+        connectors: Arc<Connectors>,
+        actor: Actor,
+        leases: Leases,
+    ) -> Self {
         Responder {
             writer,
             connectors,
             actor,
             busy: Arc::default(),
+            leases,
         }
+    }
+
+    /// Take action `id`'s execution lease for this process, held until the returned guard is
+    /// dropped or the process dies.
+    fn lease(&self, id: i64) -> Result<Lease, DecisionError> {
+        self.leases
+            .take(id, &runner_id(&self.actor))
+            .map_err(|e| match e {
+                LeaseError::Held { holder } => DecisionError::Leased { id, holder },
+                LeaseError::Io { .. } => DecisionError::Refused {
+                    id,
+                    why: format!("cannot take its execution lease: {e}"),
+                },
+            })
     }
 
     /// Claim `id` for this path; `None` when another path of this process has it.
@@ -98,6 +116,15 @@ impl Responder {
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// One action as it is now, read through the writer so it follows every change made so far.
+    ///
+    /// # Errors
+    /// No such action, or the writer stopped.
+    pub async fn action(&self, id: i64) -> Result<ActionRow, DecisionError> {
+        self.change(move |c| act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id)))
+            .await
     }
 
     /// Append a record (or other write) that is not about one action.
@@ -140,12 +167,10 @@ impl Responder {
         fault("after_decision");
         if row.status == "approved" {
             return match self.run(id, progress).await {
-                // Another process took the lease first: the approval stands and it is running
-                // there.
-                Err(DecisionError::NotPending { .. }) => {
-                    self.change(move |c| act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id)))
-                        .await
-                }
+                // Another process ran it between the approval and this run: it is done there.
+                Err(DecisionError::NotPending { .. }) => self.action(id).await,
+                // Another process holds the lease (`Leased`): the approval stands and it runs
+                // there; the caller is told who holds it.
                 other => other,
             };
         }
@@ -167,13 +192,13 @@ impl Responder {
         let actor = self.actor.clone();
         self.change(move |c| {
             let row = act::action(c, id)?.ok_or(DecisionError::NoSuchAction(id))?;
-            let rendered = connectors.describe(&row.connector, &params).map_err(|e| {
+            let resolved = connectors.resolve(&row.connector, &params).map_err(|e| {
                 DecisionError::Refused {
                     id,
                     why: format!("edited params: {e}"),
                 }
             })?;
-            act::edit(c, id, &params, &rendered, &reason, &actor)
+            act::edit(c, id, &params, &resolved, &reason, &actor)
         })
         .await
     }
@@ -188,14 +213,20 @@ impl Responder {
         id: i64,
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
+        // The lease first: a process that sees this action running also finds its lease held
+        // for as long as this process lives.
+        let _lease = self.lease(id)?;
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let connectors = self.connectors.clone();
         let row = self
-            .change(move |c| act::begin(c, id, &actor, &runner))
+            .change(move |c| act::begin(c, id, &actor, &runner, &resolver(&connectors)))
             .await?;
         progress(&row);
         fault("after_intent");
         let key = store::idempotency_key(&row);
-        let (ending, detail) = self.call(&row, &row.connector, &row.params, &key).await;
+        let (ending, detail) = self
+            .call(&row, &row.connector, &row.params, &row.rendered, &key)
+            .await;
         fault("after_call");
         let actor = self.actor.clone();
         let done = self
@@ -215,9 +246,13 @@ impl Responder {
         reason: String,
         progress: &(dyn Fn(&ActionRow) + Sync),
     ) -> Result<ActionRow, DecisionError> {
+        let _lease = self.lease(id)?;
         let (actor, runner) = (self.actor.clone(), runner_id(&self.actor));
+        let connectors = self.connectors.clone();
         let row = self
-            .change(move |c| act::begin_rollback(c, id, &reason, &actor, &runner))
+            .change(move |c| {
+                act::begin_rollback(c, id, &reason, &actor, &runner, &resolver(&connectors))
+            })
             .await?;
         progress(&row);
         let Some(rb) = row.rollback.clone() else {
@@ -227,7 +262,9 @@ impl Responder {
             });
         };
         let key = format!("{}-rollback", store::idempotency_key(&row));
-        let (ending, detail) = self.call(&row, &rb.connector, &rb.params, &key).await;
+        let (ending, detail) = self
+            .call(&row, &rb.connector, &rb.params, &rb.rendered, &key)
+            .await;
         let actor = self.actor.clone();
         let done = self
             .change(move |c| act::finish_rollback(c, id, ending, &detail, &actor))
@@ -236,33 +273,53 @@ impl Responder {
         Ok(done)
     }
 
-    /// One call with retries. A definite failure is retried (same idempotency key); a timeout
-    /// is not, because the call may have taken effect: its outcome is unknown.
+    /// One call with retries. Only a call that certainly never arrived (a refused connection,
+    /// a name that did not resolve) is tried again, with the same idempotency key. A timeout,
+    /// or any failure after the request may have left, has an unknown outcome and is never
+    /// retried automatically: it may have taken effect, and a second send could do it twice.
     async fn call(
         &self,
         row: &ActionRow,
         connector: &str,
         params: &Map<String, Value>,
+        approved: &str,
         key: &str,
     ) -> (Ending, String) {
         let attempts = row.retry.attempts.max(1);
         let limit = Duration::from_secs(row.timeout_seconds.max(1));
         let mut last = String::new();
         for attempt in 1..=attempts {
-            match tokio::time::timeout(limit, self.connectors.execute(connector, params, key)).await
-            {
+            let sent = self
+                .connectors
+                .execute_approved(connector, params, key, approved);
+            let out = match tokio::time::timeout(limit, sent).await {
                 Err(_) => {
                     return (
                         Ending::Unknown,
                         format!(
-                            "timed out after {}s: the call may or may not have taken effect",
+                            "outcome unknown: timed out after {}s; the call may have taken effect, so it is not retried",
                             limit.as_secs()
                         ),
                     )
                 }
-                Ok(out) if out.ok => return (Ending::Succeeded, out.detail),
-                Ok(out) => {
-                    last = out.detail;
+                Ok(out) => out,
+            };
+            if out.ok {
+                return (Ending::Succeeded, out.detail);
+            }
+            match out.reach {
+                Reach::Known => return (Ending::Failed, out.detail),
+                Reach::Unknown => {
+                    return (
+                        Ending::Unknown,
+                        format!(
+                        "outcome unknown: {}; the call may have taken effect, so it is not retried",
+                        out.detail
+                    ),
+                    )
+                }
+                Reach::NotSent => {
+                    last = format!("not sent: {}", out.detail);
                     if attempt < attempts {
                         let (id, actor, detail) = (row.id, self.actor.clone(), last.clone());
                         let _ = self
@@ -282,10 +339,17 @@ impl Responder {
     /// # Errors
     /// The write failed.
     pub async fn recover(&self) -> Result<Value, String> {
-        let actor = self.actor.clone();
+        let (actor, leases) = (self.actor.clone(), self.leases.clone());
         self.record(move |c| {
             let host = actor.host.clone();
-            act::recover(c, &actor, &|r| runner_alive(r, &host))
+            // A runner on another host holds a lease this host may not see (a local lock on a
+            // shared disk): not ours to judge. Here, the lease says; when it cannot be read,
+            // the action is left alone rather than declared dead.
+            let alive = |id: i64, runner: &str| {
+                (!runner.is_empty() && runner_host(runner) != host)
+                    || leases.is_held(id).unwrap_or(true)
+            };
+            act::recover(c, &actor, &alive)
                 .map(|ids| serde_json::json!(ids))
                 .map_err(|e| e.to_string())
         })

@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS actions (
     revert_at TEXT,
     runner TEXT,
     escalated INTEGER NOT NULL DEFAULT 0,
+    destination TEXT,
     UNIQUE (playbook, step, call_hash)
 );
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
@@ -216,6 +217,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("actions", "revert_at", "TEXT"),
         ("actions", "runner", "TEXT"),
         ("actions", "escalated", "INTEGER NOT NULL DEFAULT 0"),
+        ("actions", "destination", "TEXT"),
     ];
     for (table, column, decl) in ADDED {
         let present: bool = conn

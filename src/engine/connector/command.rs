@@ -4,7 +4,7 @@
 //! anywhere: the process is started with execve semantics, so `;`, `$( )`, backticks and
 //! quotes in a value are just bytes of one argument.
 
-use super::{check_len, quoted, scalar_text, ConnectorError, Params};
+use super::{check_len, quoted, scalar_text, ConnectorError, Params, Undone};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -264,7 +264,7 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> (Vec
 
 /// Start the process, wait for it within the timeout, and describe how it ended. On timeout the
 /// whole process group is killed, so children it started die with it.
-pub(crate) async fn run(call: &CommandCall) -> Result<String, String> {
+pub(crate) async fn run(call: &CommandCall) -> Result<String, Undone> {
     let shown = call.program.display().to_string();
     let mut cmd = tokio::process::Command::new(&call.program);
     cmd.args(&call.args)
@@ -299,12 +299,12 @@ pub(crate) async fn run(call: &CommandCall) -> Result<String, String> {
             );
         }
         let _ = child.wait().await;
-        return Err(format!(
+        return Err(Undone::unknown(format!(
             "{shown}: timed out after {}s; killed with its process group",
             call.timeout.as_secs()
-        ));
+        )));
     };
-    let status = status.map_err(|e| format!("{shown}: {e}"))?;
+    let status = status.map_err(|e| Undone::unknown(format!("{shown}: {e}")))?;
     let stream = |name: &str, kept: &[u8], total: usize| {
         if total > kept.len() {
             format!(
@@ -328,7 +328,7 @@ pub(crate) async fn run(call: &CommandCall) -> Result<String, String> {
     if status.success() {
         Ok(detail)
     } else {
-        Err(detail)
+        Err(Undone::answered(detail))
     }
 }
 

@@ -3,7 +3,7 @@
 //! encodes the rest) and carrying the idempotency key as the Message-ID. The body is sent
 //! base64-encoded, so no line of it can be read as SMTP or as a header.
 
-use super::{check_len, no_line_breaks, quoted, ConnectorError, Params};
+use super::{check_len, no_line_breaks, quoted, ConnectorError, Params, Undone};
 use lettre::message::header::{ContentTransferEncoding, ContentType, MIME_VERSION_1_0};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
@@ -235,7 +235,7 @@ impl Mailer {
     }
 
     /// Hand `call` to the relay.
-    pub(crate) async fn send(&self, call: &EmailCall) -> Result<String, String> {
+    pub(crate) async fn send(&self, call: &EmailCall) -> Result<String, Undone> {
         let what = format!("mail to {} via {}", call.to, call.relay);
         let msg = message(call).map_err(|e| format!("{what}: {e}"))?;
         let builder = match self.tls {
@@ -262,11 +262,19 @@ impl Mailer {
             };
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
-        let response = builder
-            .build()
-            .send(msg)
-            .await
-            .map_err(|e| format!("{what}: {e}"))?;
+        let response = builder.build().send(msg).await.map_err(|e| {
+            let detail = format!("{what}: {e}");
+            // A 4xx reply means the relay did not take the message; a refused connection
+            // sent nothing. A 5xx is a definite no. Anything else (a timeout, a dropped
+            // connection) may have come after the relay accepted it.
+            if e.is_transient() || super::refused_connection(&e) {
+                Undone::from(detail)
+            } else if e.is_permanent() || e.is_client() {
+                Undone::answered(detail)
+            } else {
+                Undone::unknown(detail)
+            }
+        })?;
         Ok(format!(
             "{what}: accepted, {} {}",
             response.code(),

@@ -4,7 +4,7 @@
 //! or query components), header checks and bearer tokens read from the environment at send
 //! time. Never follows redirects and never logs or prints a token.
 
-use super::{check_len, no_line_breaks, scalar_text, ConnectorError, Params};
+use super::{check_len, no_line_breaks, scalar_text, ConnectorError, Params, Undone};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -484,7 +484,7 @@ const RESPONSE_EXCERPT_BYTES: usize = 512;
 
 /// Send `call` exactly as prepared: no redirects followed, the token read here and marked
 /// sensitive, errors without the URL when the URL is a secret.
-pub(crate) async fn send(call: &HttpCall) -> Result<String, String> {
+pub(crate) async fn send(call: &HttpCall) -> Result<String, Undone> {
     use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
     let shown = call.shown_url();
     let what = format!("{} {shown}", call.method);
@@ -525,10 +525,16 @@ pub(crate) async fn send(call: &HttpCall) -> Result<String, String> {
         let bytes = serde_json::to_vec(b).map_err(|e| format!("{what}: body: {e}"))?;
         req = req.body(bytes);
     }
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| format!("{what}: {}", e.without_url()))?;
+    let mut resp = req.send().await.map_err(|e| {
+        // Only a connection never made (refused, DNS, TLS handshake) certainly sent nothing.
+        let certainly_not_sent = e.is_connect() || e.is_builder();
+        let detail = format!("{what}: {}", super::with_causes(&e.without_url()));
+        if certainly_not_sent {
+            Undone::from(detail)
+        } else {
+            Undone::unknown(detail)
+        }
+    })?;
     let status = resp.status();
     let mut kept = Vec::new();
     let mut total = 0usize;
@@ -551,7 +557,7 @@ pub(crate) async fn send(call: &HttpCall) -> Result<String, String> {
     if status.is_success() {
         Ok(detail)
     } else {
-        Err(detail)
+        Err(Undone::answered(detail))
     }
 }
 

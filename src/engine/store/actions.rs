@@ -5,8 +5,9 @@
 //! without its record. Runs only on the writer thread (the caller passes its transaction).
 
 use super::super::audit::{self, Entry};
+use super::super::connector::Resolved;
 use super::super::playbook::{
-    call_hash, ApprovalPolicy, OnError, ProposedAction, RenderedCall, Retry,
+    unbound_call_hash, ApprovalPolicy, OnError, ProposedAction, RenderedCall, Retry,
 };
 use crate::identity::Actor;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
@@ -44,6 +45,9 @@ pub struct ActionRow {
     pub connector: String,
     pub params: Map<String, Value>,
     pub rendered: String,
+    /// Where the call takes effect, as resolved when it was proposed (or last edited); absent
+    /// for proposals made before approvals named their destination.
+    pub destination: Option<String>,
     pub call_hash: String,
     pub approval: ApprovalPolicy,
     pub status: String,
@@ -62,8 +66,14 @@ pub struct ActionRow {
     pub rollback: Option<RenderedCall>,
     pub revert_at: Option<String>,
     pub escalated: bool,
+    /// Who holds (or last held) the execution lease: `name@host:pid`.
+    pub runner: Option<String>,
     pub alert_ids: Vec<i64>,
 }
+
+/// How the process about to run a call resolves it now, against its own configuration: the
+/// connector's `resolve`, passed in so the rules here need no connector.
+pub type Resolve<'a> = &'a (dyn Fn(&str, &Map<String, Value>) -> Result<Resolved, String> + Sync);
 
 /// Why a change to an action was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,10 +90,17 @@ pub enum DecisionError {
     TwoPerson(String),
     #[error("action {0}: the approval expired before it ran; approve it again")]
     Expired(i64),
-    #[error("action {0}: the call changed after approval; it was not run")]
-    Changed(i64),
+    #[error("action {id}: the call changed after approval; it was not run. Approved: {approved}; now it would be: {now}")]
+    Changed {
+        id: i64,
+        approved: String,
+        now: String,
+    },
     #[error("action {id}: {why}")]
     Refused { id: i64, why: String },
+    /// Another live process holds the action's execution lease: it runs there, not here.
+    #[error("action {id} is being run by another process: {holder} holds its execution lease")]
+    Leased { id: i64, holder: String },
     #[error("database: {0}")]
     Db(String),
 }
@@ -96,7 +113,7 @@ impl From<rusqlite::Error> for DecisionError {
 
 const COLUMNS: &str = "id, playbook, step, title, connector, params, rendered, call_hash, approval, status,
     decided_by_name, reason, approved_hash, outcome, step_index, approvals, approved_until, proposer_uid,
-    retry, timeout_seconds, on_error, rollback, revert_at, escalated";
+    retry, timeout_seconds, on_error, rollback, revert_at, escalated, destination, runner";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -126,6 +143,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
         rollback: opt(21)?.and_then(|s| serde_json::from_str(&s).ok()),
         revert_at: opt(22)?,
         escalated: r.get::<_, i64>(23)? != 0,
+        destination: opt(24)?,
+        runner: opt(25)?,
         alert_ids: Vec::new(),
     })
 }
@@ -317,8 +336,8 @@ pub fn propose(
         .prepare_cached(
             "INSERT OR IGNORE INTO actions (playbook, step, title, connector, params, rendered, call_hash,
                approval, status, created_at, step_index, approvals, approved_until, approved_hash, proposer_uid,
-               expires_seconds, retry, timeout_seconds, on_error, rollback, revert_after_seconds)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+               expires_seconds, retry, timeout_seconds, on_error, rollback, revert_after_seconds, destination)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )?
         .execute(params![
             p.playbook,
@@ -342,6 +361,7 @@ pub fn propose(
             p.on_error.as_str(),
             p.rollback.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()),
             p.revert_after_seconds.map(|s| s as i64),
+            p.destination,
         ])?;
     let action_id: i64 = conn
         .prepare_cached(
@@ -363,7 +383,8 @@ pub fn propose(
                 reason: None,
                 detail: json!({
                     "playbook": p.playbook, "step": p.step, "connector": p.connector,
-                    "rendered": p.rendered, "call_hash": p.call_hash, "approval": p.approval.as_str(),
+                    "rendered": p.rendered, "destination": p.destination, "call_hash": p.call_hash,
+                    "approval": p.approval.as_str(),
                     "rollback": p.rollback.as_ref().map(|r| &r.rendered),
                     "after": if auto { "approved" } else { "proposed" },
                 }),
@@ -393,6 +414,50 @@ fn pending_with_reason(
     Ok(row)
 }
 
+/// Run one analyst decision; when it is refused, append a `decision_refused` record naming who
+/// asked for what and why it was refused (in the same transaction, which the writer keeps for
+/// every refusal but a database error). Refusals that change the action record themselves.
+fn recording_refusal(
+    conn: &Connection,
+    id: i64,
+    decision: &str,
+    reason: &str,
+    actor: &Actor,
+    f: impl FnOnce() -> Result<ActionRow, DecisionError>,
+) -> Result<ActionRow, DecisionError> {
+    let result = f();
+    let recorded_elsewhere = matches!(
+        result,
+        Ok(_) | Err(DecisionError::Db(_)) | Err(DecisionError::Expired(_))
+    );
+    if recorded_elsewhere {
+        return result;
+    }
+    let why = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let row = action(conn, id)?;
+    audit::append(
+        conn,
+        Entry {
+            actor,
+            kind: "decision_refused",
+            alert_id: row.as_ref().and_then(|r| r.alert_ids.first().copied()),
+            action_id: Some(id),
+            reason: Some(&why),
+            detail: json!({
+                "decision": decision,
+                "reason_given": reason,
+                "status": row.as_ref().map(|r| r.status.as_str()),
+                "call_hash": row.as_ref().map(|r| r.call_hash.as_str()),
+            }),
+        },
+    )?;
+    result
+}
+
 /// Record an analyst's approval or rejection.
 ///
 /// One-analyst steps are approved by the first approval. Two-analyst steps need a second
@@ -402,6 +467,19 @@ fn pending_with_reason(
 /// # Errors
 /// Missing reason, wrong state, two-person violations, lapsed approvals, races lost.
 pub fn decide(
+    conn: &Connection,
+    id: i64,
+    approve: bool,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ActionRow, DecisionError> {
+    let decision = if approve { "approve" } else { "reject" };
+    recording_refusal(conn, id, decision, reason, actor, || {
+        decide_or_refuse(conn, id, approve, reason, actor)
+    })
+}
+
+fn decide_or_refuse(
     conn: &Connection,
     id: i64,
     approve: bool,
@@ -473,7 +551,10 @@ pub fn decide(
             )));
         }
         if first.is_some_and(|a| a.call_hash != row.call_hash) {
-            return Err(DecisionError::Changed(id));
+            return Err(DecisionError::Refused {
+                id,
+                why: "the first approval was for another call; approve it again".into(),
+            });
         }
     }
     let mut approvals = row.approvals.clone();
@@ -515,7 +596,8 @@ pub fn decide(
         Some(reason),
         json!({
             "playbook": row.playbook, "step": row.step, "connector": row.connector, "rendered": row.rendered,
-            "call_hash": row.call_hash, "alert_ids": row.alert_ids, "policy": row.approval.as_str(),
+            "destination": row.destination, "call_hash": row.call_hash, "alert_ids": row.alert_ids,
+            "policy": row.approval.as_str(),
             "approval_number": approvals.len(), "approved_until": until, "before": row.status, "after": after,
         }),
     )?;
@@ -530,8 +612,8 @@ fn expiry_seconds(conn: &Connection, id: i64) -> rusqlite::Result<i64> {
     )
 }
 
-/// Replace a pending action's params before approving it. The connector re-described the call
-/// (the caller passes the new rendering and hash); every earlier approval is void.
+/// Replace a pending action's params before approving it. The connector resolved the new call
+/// (the caller passes it); every earlier approval is void.
 ///
 /// # Errors
 /// Missing reason, wrong state, or a call identical to another proposal of the same step.
@@ -539,19 +621,38 @@ pub fn edit(
     conn: &Connection,
     id: i64,
     params: &Map<String, Value>,
-    rendered: &str,
+    resolved: &Resolved,
+    reason: &str,
+    actor: &Actor,
+) -> Result<ActionRow, DecisionError> {
+    recording_refusal(conn, id, "edit", reason, actor, || {
+        edit_or_refuse(conn, id, params, resolved, reason, actor)
+    })
+}
+
+fn edit_or_refuse(
+    conn: &Connection,
+    id: i64,
+    params: &Map<String, Value>,
+    resolved: &Resolved,
     reason: &str,
     actor: &Actor,
 ) -> Result<ActionRow, DecisionError> {
     let row = pending_with_reason(conn, id, reason)?;
-    let hash = call_hash(&row.connector, params);
+    let (rendered, hash) = (&resolved.rendered, &resolved.call_hash);
     transition(
         conn,
         id,
         &row.status,
         "proposed",
-        ", params = ?4, rendered = ?5, call_hash = ?6, approvals = '[]', approved_until = NULL, approved_hash = NULL",
-        &[&Value::Object(params.clone()).to_string(), &rendered, &hash],
+        ", params = ?4, rendered = ?5, call_hash = ?6, destination = ?7, approvals = '[]', approved_until = NULL,
+           approved_hash = NULL",
+        &[
+            &Value::Object(params.clone()).to_string(),
+            rendered,
+            hash,
+            &resolved.destination,
+        ],
     )
     .map_err(|e| match e {
         DecisionError::Db(m) if m.contains("UNIQUE") => DecisionError::Refused {
@@ -567,24 +668,30 @@ pub fn edit(
         "edit",
         Some(reason),
         json!({
-            "before": {"params": row.params, "rendered": row.rendered, "call_hash": row.call_hash, "status": row.status},
-            "after": {"params": params, "rendered": rendered, "call_hash": hash, "status": "proposed"},
+            "before": {"params": row.params, "rendered": row.rendered, "destination": row.destination,
+                       "call_hash": row.call_hash, "status": row.status},
+            "after": {"params": params, "rendered": rendered, "destination": resolved.destination,
+                      "call_hash": hash, "status": "proposed"},
         }),
     )?;
     must(conn, id)
 }
 
-/// Take the execution lease: an approved action whose approval has not lapsed and whose call
-/// still hashes to what was approved becomes `running`, owned by `runner`. The intent is
-/// recorded before the call is made.
+/// Take the execution lease: an approved action whose approval has not lapsed, and whose call
+/// as the running process resolves it now (`resolve`: its configuration, its destination) is
+/// the call that was approved, becomes `running`, owned by `runner`. The intent is recorded
+/// before the call is made. A refusal is recorded with why.
 ///
 /// # Errors
-/// Not approved, lapsed, changed, or already taken by another process.
+/// Not approved, lapsed, changed (params or destination), not bound to a destination (an
+/// approval from an earlier version: it must be given again), or already taken by another
+/// process.
 pub fn begin(
     conn: &Connection,
     id: i64,
     actor: &Actor,
     runner: &str,
+    resolve: Resolve<'_>,
 ) -> Result<ActionRow, DecisionError> {
     let row = must(conn, id)?;
     if row.status != "approved" {
@@ -609,29 +716,39 @@ pub fn begin(
         )?;
         return Err(DecisionError::Expired(id));
     }
-    let recomputed = call_hash(&row.connector, &row.params);
-    let bound = row.approved_hash.as_deref() == Some(recomputed.as_str())
-        && row.approvals.iter().all(|a| a.call_hash == recomputed);
+    let now = match resolve(&row.connector, &row.params) {
+        Ok(r) => r,
+        Err(e) => {
+            let why = format!("the approved call can no longer be made here: {e}");
+            refuse_run(conn, actor, &row, &why, json!({"approved": row.rendered}))?;
+            return Err(DecisionError::Refused { id, why });
+        }
+    };
+    if row.approved_hash.as_deref() == Some(unbound_call_hash(&row.connector, &row.params).as_str())
+    {
+        return Err(ask_again(conn, actor, &row, &now));
+    }
+    let bound = row.approved_hash.as_deref() == Some(now.call_hash.as_str())
+        && row.approvals.iter().all(|a| a.call_hash == now.call_hash);
     if !bound {
-        transition(
-            conn,
-            id,
-            "approved",
-            "refused",
-            ", outcome = 'the call changed after approval'",
-            &[],
-        )?;
-        record(
+        refuse_run(
             conn,
             actor,
             &row,
-            "refused",
-            Some("the call changed after approval"),
+            &format!(
+                "the call changed after approval; nothing was run (approved: {}; now it would be: {})",
+                row.rendered, now.rendered
+            ),
             json!({
-                "approved_hash": row.approved_hash, "current_hash": recomputed, "before": "approved", "after": "refused",
+                "approved": {"rendered": row.rendered, "destination": row.destination, "call_hash": row.approved_hash},
+                "now": {"rendered": now.rendered, "destination": now.destination, "call_hash": now.call_hash},
             }),
         )?;
-        return Err(DecisionError::Changed(id));
+        return Err(DecisionError::Changed {
+            id,
+            approved: row.rendered,
+            now: now.rendered,
+        });
     }
     transition(conn, id, "approved", "running", ", runner = ?4", &[&runner])?;
     record(
@@ -641,11 +758,82 @@ pub fn begin(
         "execution_intent",
         None,
         json!({
-            "connector": row.connector, "rendered": row.rendered, "call_hash": row.call_hash,
-            "idempotency_key": idempotency_key(&row), "runner": runner, "before": "approved", "after": "running",
+            "connector": row.connector, "rendered": row.rendered, "destination": row.destination,
+            "call_hash": row.call_hash, "idempotency_key": idempotency_key(&row), "runner": runner,
+            "before": "approved", "after": "running",
         }),
     )?;
     must(conn, id)
+}
+
+/// An approved action that will not run: `refused`, with `outcome` saying why, and its record.
+/// The audit reason is the first clause of `outcome` (what happened; the detail says how).
+fn refuse_run(
+    conn: &Connection,
+    actor: &Actor,
+    row: &ActionRow,
+    outcome: &str,
+    mut detail: Value,
+) -> Result<(), DecisionError> {
+    transition(
+        conn,
+        row.id,
+        "approved",
+        "refused",
+        ", outcome = ?4",
+        &[&outcome],
+    )?;
+    let reason = outcome.split(';').next().unwrap_or(outcome);
+    if let Value::Object(m) = &mut detail {
+        m.insert("before".into(), json!("approved"));
+        m.insert("after".into(), json!("refused"));
+        m.insert("outcome".into(), json!(outcome));
+    }
+    record(conn, actor, row, "refused", Some(reason), detail)?;
+    Ok(())
+}
+
+/// An approval given before approvals named their destination: it does not say where the
+/// approver agreed the call should go, so it is not run. The action goes back to `proposed`,
+/// shown and bound as this process resolves it, for an analyst to approve again.
+fn ask_again(conn: &Connection, actor: &Actor, row: &ActionRow, now: &Resolved) -> DecisionError {
+    const WHY: &str = "re-approve: call not bound to a destination";
+    let id = row.id;
+    let back = transition(
+        conn,
+        id,
+        "approved",
+        "proposed",
+        ", call_hash = ?4, rendered = ?5, destination = ?6, outcome = ?7, approvals = '[]',
+           approved_until = NULL, approved_hash = NULL",
+        &[&now.call_hash, &now.rendered, &now.destination, &WHY],
+    );
+    let detail = json!({
+        "approved": {"rendered": row.rendered, "call_hash": row.approved_hash},
+        "now": {"rendered": now.rendered, "destination": now.destination, "call_hash": now.call_hash},
+    });
+    let recorded = match back {
+        Ok(()) => {
+            let mut d = detail;
+            if let Value::Object(m) = &mut d {
+                m.insert("before".into(), json!("approved"));
+                m.insert("after".into(), json!("proposed"));
+            }
+            record(conn, actor, row, "refused", Some(WHY), d).map_err(DecisionError::from)
+        }
+        // The same call is already proposed again as its own action: this one ends here.
+        Err(DecisionError::Db(m)) if m.contains("UNIQUE") => {
+            refuse_run(conn, actor, row, WHY, detail)
+        }
+        Err(e) => Err(e),
+    };
+    match recorded {
+        Ok(()) => DecisionError::Refused {
+            id,
+            why: format!("{WHY}; it is now shown as: {}", now.rendered),
+        },
+        Err(e) => e,
+    }
 }
 
 /// A failed attempt that will be retried.
@@ -798,13 +986,28 @@ fn cancel_later_steps(
 /// The rollback call is the one rendered and shown with the proposal.
 ///
 /// # Errors
-/// No rollback defined, wrong state, the rollback call changed, or no reason.
+/// No rollback defined, wrong state, the rollback call changed (params or destination), or no
+/// reason.
 pub fn begin_rollback(
     conn: &Connection,
     id: i64,
     reason: &str,
     actor: &Actor,
     runner: &str,
+    resolve: Resolve<'_>,
+) -> Result<ActionRow, DecisionError> {
+    recording_refusal(conn, id, "rollback", reason, actor, || {
+        rollback_or_refuse(conn, id, reason, actor, runner, resolve)
+    })
+}
+
+fn rollback_or_refuse(
+    conn: &Connection,
+    id: i64,
+    reason: &str,
+    actor: &Actor,
+    runner: &str,
+    resolve: Resolve<'_>,
 ) -> Result<ActionRow, DecisionError> {
     if reason.trim().is_empty() {
         return Err(DecisionError::NoReason);
@@ -825,8 +1028,23 @@ pub fn begin_rollback(
             ),
         });
     }
-    if call_hash(&rb.connector, &rb.params) != rb.call_hash {
-        return Err(DecisionError::Changed(id));
+    let now = resolve(&rb.connector, &rb.params).map_err(|e| DecisionError::Refused {
+        id,
+        why: format!("the rollback call can no longer be made here: {e}"),
+    })?;
+    // A rollback stored by an earlier version has no destination in its hash; the text shown
+    // with the proposal named it, so that is what must still match.
+    let same = if rb.call_hash == unbound_call_hash(&rb.connector, &rb.params) {
+        now.rendered == rb.rendered
+    } else {
+        now.call_hash == rb.call_hash
+    };
+    if !same {
+        return Err(DecisionError::Changed {
+            id,
+            approved: rb.rendered.clone(),
+            now: now.rendered,
+        });
     }
     transition(
         conn,
@@ -882,16 +1100,16 @@ pub fn finish_rollback(
     must(conn, id)
 }
 
-/// After a crash: actions this host was running when its process died have an unknown outcome.
-/// They are never retried blindly; the analyst decides. Actions held by a live process (another
-/// vigil on this host, or any on another host) are left alone.
+/// After a crash: actions whose runner died mid-call have an unknown outcome. They are never
+/// retried blindly; the analyst decides. `alive(id, runner)` says whether a live process still
+/// holds the action (its execution lease); those are left alone.
 ///
 /// # Errors
 /// SQLite errors.
 pub fn recover(
     conn: &Connection,
     actor: &Actor,
-    alive: &dyn Fn(&str) -> bool,
+    alive: &dyn Fn(i64, &str) -> bool,
 ) -> rusqlite::Result<Vec<i64>> {
     let stuck: Vec<(i64, String, Option<String>)> = {
         let mut stmt = conn.prepare(
@@ -903,7 +1121,7 @@ pub fn recover(
     let mut marked = Vec::new();
     for (id, status, runner) in stuck {
         let runner = runner.unwrap_or_default();
-        if alive(&runner) {
+        if alive(id, &runner) {
             continue;
         }
         let Some(row) = action(conn, id)? else {

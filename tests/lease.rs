@@ -1,0 +1,212 @@
+//! Who is running an action is known by its execution lease, which the OS releases when the
+//! holder dies, never by process names. With the real binary and a receiver that never answers
+//! (so a runner stays mid-call):
+//! - a runner started through a symlink is alive to another vigil, which leaves its action
+//!   running;
+//! - a runner killed with SIGKILL and not yet reaped is dead: its action becomes "outcome
+//!   unknown";
+//! - `vigil approve` whose run finds the lease held elsewhere exits 3 and names the holder.
+
+mod common;
+
+use common::vigil;
+use serde_json::Value;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A receiver that reads each request and never answers; counts the requests.
+fn silent_receiver() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            if s.read(&mut buf).is_ok_and(|n| n > 0) {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            held.push(s);
+        }
+    });
+    (url, seen)
+}
+
+/// Two webhook steps for the one Mirai alert: two actions to run side by side.
+fn setup(home: &Path, url: &str) -> Vec<i64> {
+    std::fs::create_dir_all(home.join("config/playbooks")).expect("mkdir");
+    std::fs::write(
+        home.join("config/config.toml"),
+        format!(
+            "[playbooks]\ndir = \"{}\"\n[connectors.webhook]\nurl = \"{url}\"\ntimeout_seconds = 600\n",
+            home.join("config/playbooks").display()
+        ),
+    )
+    .expect("config");
+    let step = |id: &str| {
+        format!("  - id: {id}\n    title: Tell\n    connector: webhook\n    timeout: 10m\n    on_error: continue\n    params:\n      step: {id}\n      host: \"${{alert.source.ip}}\"\n")
+    };
+    std::fs::write(
+        home.join("config/playbooks/notify.yaml"),
+        format!(
+            "name: notify\ndescription: test\nmatch:\n  all:\n    - field: rule.name\n      contains: Mirai\nsteps:\n{}{}",
+            step("first"),
+            step("second")
+        ),
+    )
+    .expect("playbook");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
+    let out = vigil(home, &["ingest", &fixture.display().to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    actions(home)
+        .iter()
+        .map(|a| a["id"].as_i64().expect("id"))
+        .collect()
+}
+
+fn actions(home: &Path) -> Vec<Value> {
+    let out = vigil(home, &["actions", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn status(home: &Path, id: i64) -> String {
+    actions(home)
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .and_then(|a| a["status"].as_str().map(str::to_string))
+        .expect("action")
+}
+
+/// `vigil approve ID` through `program`, left running.
+fn spawn_approve(program: &Path, home: &Path, id: i64) -> Child {
+    Command::new(program)
+        .args(["approve", &id.to_string(), "--reason", "go"])
+        .env("VIGIL_DATA", home.join("data"))
+        .env("VIGIL_CONFIG", home.join("config"))
+        .env("VIGIL_CACHE", home.join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn approve")
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Another vigil touching the database: it recovers actions whose runner is gone.
+fn another_vigil(home: &Path) {
+    let out = vigil(home, &["audit", "checkpoint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_live_runner_keeps_its_action_and_a_killed_one_loses_it() {
+    let (url, seen) = silent_receiver();
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let ids = setup(h, &url);
+    assert_eq!(ids.len(), 2);
+
+    // The first runs through a symlink whose name is not "vigil".
+    let link = h.join("soar-cli");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_vigil"), &link).expect("symlink");
+    let mut linked = spawn_approve(&link, h, ids[0]);
+    wait_until("the first call to arrive", || {
+        seen.load(Ordering::SeqCst) == 1
+    });
+    // The second runs from the real path; it will be killed and left unreaped.
+    let mut killed = spawn_approve(Path::new(env!("CARGO_BIN_EXE_vigil")), h, ids[1]);
+    wait_until("the second call to arrive", || {
+        seen.load(Ordering::SeqCst) == 2
+    });
+
+    another_vigil(h);
+    assert_eq!(
+        status(h, ids[0]),
+        "running",
+        "the symlinked runner is alive"
+    );
+    assert_eq!(status(h, ids[1]), "running");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    wait_until("the killed runner to be a zombie", || {
+        is_zombie(killed.id())
+    });
+    another_vigil(h);
+    assert_eq!(
+        status(h, ids[1]),
+        "unknown",
+        "a killed runner holds nothing"
+    );
+    assert_eq!(status(h, ids[0]), "running", "still alive");
+
+    let _ = linked.kill();
+    let _ = linked.wait();
+    let _ = killed.wait();
+    another_vigil(h);
+    assert_eq!(status(h, ids[0]), "unknown");
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "nothing was sent again");
+}
+
+#[test]
+fn approve_says_who_holds_the_lease_with_its_own_exit_status() {
+    let (url, _seen) = silent_receiver();
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let ids = setup(h, &url);
+    // Another process (this test) holds the first action's execution lease.
+    let leases = vigil::engine::lease::Leases::beside(&h.join("data/vigil.db"));
+    let _held = leases
+        .take(ids[0], "carol@soc-2:4242")
+        .expect("lease taken");
+    let out = vigil(h, &["approve", &ids[0].to_string(), "--reason", "go"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr: {stderr}");
+    assert!(
+        stderr.contains("carol@soc-2:4242") && stderr.contains("lease"),
+        "{stderr}"
+    );
+    assert_eq!(status(h, ids[0]), "approved", "the approval stands");
+}
