@@ -692,7 +692,7 @@ fn daemon(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
                 _ = int.recv() => break "SIGINT",
                 // `kill -USR1`: one line saying how busy the tailer has been, for an analyst
                 // checking that an idle daemon is idle.
-                _ = usr1.recv() => println!("{}", engine.activity()),
+                _ = usr1.recv() => { let _ = output::print_json(&engine.activity()); }
                 // Nothing asks the engine anything here, but drain its events so it never blocks.
                 ev = engine.events.recv() => if ev.is_none() { break "engine stopped" },
                 d = damaged.wait_for(Option::is_some) => match d {
@@ -998,7 +998,7 @@ fn read_to_end(file: &Path, records: &AlertFile) -> ExitCode {
     match records.unread() {
         None => ExitCode::SUCCESS,
         Some(why) => {
-            eprintln!("vigil: {}", one_line(&format!("{}: {why}", file.display())));
+            errln!("vigil: {}", one_line(&format!("{}: {why}", file.display())));
             ExitCode::from(1)
         }
     }

@@ -329,6 +329,7 @@ pub fn review(db: &Path) -> anyhow::Result<EngineHandle> {
         _no_writer: Some(changed_tx),
         writer_thread: None,
         tailer: None,
+        tailer_activity: Arc::new(tailer::TailerActivity::default()),
         tasks: vec![tokio::spawn(answers.run(cmd_rx, stop_rx))],
     })
 }
