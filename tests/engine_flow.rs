@@ -255,15 +255,36 @@ steps:
         })
         .await
         .expect("send");
-    match next_event(&mut h).await {
-        EngineEvent::Error(e) => assert!(e.contains("a reason is required"), "{e}"),
-        other => panic!("expected a refusal, got {other:?}"),
+    // Progress events for other rows may come first; the refusal is what this waits for.
+    loop {
+        match next_event(&mut h).await {
+            EngineEvent::Error(e) => {
+                assert!(e.contains("a reason is required"), "{e}");
+                break;
+            }
+            EngineEvent::Action(row) => assert_ne!(
+                row.status, "approved",
+                "a decision without a reason approved action {}",
+                row.id
+            ),
+            _ => {}
+        }
     }
-    let before: Vec<String> = audit_kinds(&db, block.id)
+    let before: Vec<(String, Option<String>)> = audit_kinds(&db, block.id)
         .into_iter()
-        .map(|k| k.1)
+        .map(|k| (k.1, k.2))
         .collect();
-    assert_eq!(before, ["proposal"], "a refused decision leaves no record");
+    assert_eq!(
+        before,
+        [
+            ("proposal".to_string(), None),
+            (
+                "decision_refused".to_string(),
+                Some("a reason is required".to_string())
+            )
+        ],
+        "a refused decision changes nothing but is on the record with why"
+    );
 
     for (id, approve) in [(hook.id, true), (block.id, false)] {
         h.commands
@@ -291,7 +312,7 @@ steps:
     let rejected = audit_kinds(&db, block.id);
     assert_eq!(
         rejected.iter().map(|k| k.1.as_str()).collect::<Vec<_>>(),
-        ["proposal", "rejection"]
+        ["proposal", "decision_refused", "rejection"]
     );
     let done = store::action_by_id(&conn, hook.id)
         .expect("q")
