@@ -658,7 +658,7 @@ fn run_tui(setup: &Setup, watch: &[PathBuf]) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Usage(e.to_string()))?;
     let cfg = setup.engine_config(setup.watch(watch))?;
     let rt = runtime()?;
-    let session = crate::tui::Session::Live(cfg);
+    let session = crate::tui::Session::Live(Box::new(cfg));
     rt.block_on(crate::tui::run(session, keymap, setup.db.clone()))?;
     Ok(ExitCode::SUCCESS)
 }

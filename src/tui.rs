@@ -24,7 +24,7 @@ const FRAME: Duration = Duration::from_millis(33);
 /// What the TUI is opened on.
 pub enum Session {
     /// The live engine: following files, scoring, proposing, deciding.
-    Live(EngineConfig),
+    Live(Box<EngineConfig>),
     /// A saved database, read-only: nothing followed, written or decided.
     Review,
 }
@@ -43,7 +43,7 @@ pub async fn run(session: Session, keymap: Keymap, db: PathBuf) -> anyhow::Resul
                 .model_name()
                 .map(str::to_string)
                 .unwrap_or_else(|| "none (unscored)".into());
-            (model, false, engine::start(cfg)?)
+            (model, false, engine::start(*cfg)?)
         }
         Session::Review => ("as stored".to_string(), true, engine::review(&db)?),
     };
