@@ -2,6 +2,7 @@
 //! command. Errors are one line on stderr; exit 2 for usage and configuration errors, 1 for
 //! failures at run time.
 
+mod log_lines;
 #[macro_use]
 mod output;
 
@@ -490,7 +491,7 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_writer(log_lines::SafeLog(writer))
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init()

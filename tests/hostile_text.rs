@@ -180,3 +180,45 @@ fn text_on_a_terminal_stdout_shows_hostile_characters_as_visible_escapes() {
     let screen = t.wait_text("\\x1b]2;pwned\\x07", Duration::from_secs(10));
     assert!(screen.contains("\\u{202e}gpj"), "{screen}");
 }
+
+#[test]
+fn the_log_names_hostile_files_with_visible_escapes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let file = home.path().join(format!("{HOSTILE}.json"));
+    std::fs::write(&file, hostile_alert()).expect("write alert");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["daemon", "--watch", &file.display().to_string()])
+        .env("VIGIL_DATA", home.path().join("data"))
+        .env("VIGIL_CONFIG", home.path().join("config"))
+        .env("VIGIL_CACHE", home.path().join("cache"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let log_path = home.path().join("data").join("vigil.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = std::fs::read(&log_path).unwrap_or_default();
+        if String::from_utf8_lossy(&log).contains("following") {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never logged the file it follows: {}",
+            String::from_utf8_lossy(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("term");
+    let _ = daemon.wait();
+    assert_clean("vigil.log", &log);
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains("evil\\x1b]2;pwned\\x07\\x9b2J\\u{202e}gpj"),
+        "{text}"
+    );
+}
