@@ -222,3 +222,55 @@ fn the_log_names_hostile_files_with_visible_escapes() {
         "{text}"
     );
 }
+
+#[test]
+fn a_trained_forest_file_escapes_hostile_feature_names() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("train.csv");
+    // One-hot columns are named after the values they test, so a value names a feature.
+    let mut text = String::from("proto,bytes,class\n");
+    for i in 0..200 {
+        let proto = ["tcp", "udp", HOSTILE][i % 3];
+        let bytes = (i * 37) % 1000;
+        let attack = proto == HOSTILE || bytes > 700;
+        let class = if attack { "smurf" } else { "normal" };
+        text.push_str(&format!("\"{proto}\",{bytes},{class}\n"));
+    }
+    std::fs::write(&data, text).expect("write csv");
+    let out_dir = home.path().join("model");
+    let (d, o) = (data.display().to_string(), out_dir.display().to_string());
+    let trained = vigil(
+        home.path(),
+        &[
+            "train", "--data", &d, "--label", "class", "--benign", "normal", "--out", &o,
+            "--trees", "3",
+        ],
+    );
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    assert_clean("train stdout", &trained.stdout);
+    let forest = std::fs::read(out_dir.join("forest.json")).expect("forest");
+    assert_clean("forest.json", &forest);
+    let v: Value = serde_json::from_slice(&forest).expect("forest parses");
+    assert!(
+        v["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .any(|f| f.as_str().is_some_and(
+                |f| f.contains("pwned\u{7}") && f.contains("\u{202e}gpj\u{200b}\u{e0041}")
+            )),
+        "{}",
+        v["features"]
+    );
+    // The model loads back from what was written.
+    let eval = vigil(home.path(), &["eval", "--model", &o, "--data", &d]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+}
