@@ -274,3 +274,38 @@ fn a_trained_forest_file_escapes_hostile_feature_names() {
         String::from_utf8_lossy(&eval.stderr)
     );
 }
+
+#[test]
+fn the_queue_shows_invisible_format_characters_as_visible_escapes() {
+    if !tmux::available() {
+        eprintln!("tmux is not installed: the terminal tests need it (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let line = hostile_alert();
+    let mut v: Value = serde_json::from_str(&line).expect("alert");
+    // An Arabic number sign, a combining grapheme joiner and a Hangul filler: all render as
+    // nothing, or as something other than what the bytes say.
+    v["alert"]["signature"] = Value::String("\u{600}\u{34f}\u{3164}Zeus".into());
+    let file = home.path().join("eve.json");
+    std::fs::write(&file, format!("{v}\n")).expect("write alert");
+    let env = |d: &str| home.path().join(d).display().to_string();
+    let t = tmux::Tmux::start(
+        &[
+            env!("CARGO_BIN_EXE_vigil"),
+            "--watch",
+            &file.display().to_string(),
+        ],
+        &[
+            ("VIGIL_DATA", &env("data")),
+            ("VIGIL_CONFIG", &env("config")),
+            ("VIGIL_CACHE", &env("cache")),
+        ],
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    );
+    t.wait_text("\\u{600}\\u{34f}\\u{3164}Zeus", Duration::from_secs(60));
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(Duration::from_secs(30)), 0, "{}", t.screen());
+}
