@@ -3,6 +3,7 @@
 //! failures at run time, 3 when `approve`/`rollback` finds another process holding the action's
 //! execution lease (the decision is recorded; the call runs there).
 
+mod log_lines;
 #[macro_use]
 mod output;
 
@@ -524,7 +525,7 @@ fn init_logging(paths: &Paths) -> Option<tracing_appender::non_blocking::WorkerG
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_writer(log_lines::SafeLog(writer))
         .with_ansi(false)
         .with_env_filter(filter)
         .try_init()

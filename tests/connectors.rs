@@ -298,9 +298,16 @@ fn received_http_call(req: &wiremock::Request, shown: &HttpCall) -> (HttpCall, u
     let body = (!req.body.is_empty()).then(|| {
         let v: Value = serde_json::from_slice(&req.body).expect("JSON body");
         assert_eq!(
-            serde_json::to_vec(&v).expect("json"),
+            vigil::sanitize::json::to_string(&v)
+                .expect("json")
+                .as_bytes(),
             req.body,
             "body bytes are exactly the shown JSON"
+        );
+        let text = std::str::from_utf8(&req.body).expect("UTF-8 body");
+        assert!(
+            !text.chars().any(vigil::sanitize::is_unsafe),
+            "a body reaching a chat or a ticket escapes invisible characters: {text}"
         );
         v
     });

@@ -180,3 +180,132 @@ fn text_on_a_terminal_stdout_shows_hostile_characters_as_visible_escapes() {
     let screen = t.wait_text("\\x1b]2;pwned\\x07", Duration::from_secs(10));
     assert!(screen.contains("\\u{202e}gpj"), "{screen}");
 }
+
+#[test]
+fn the_log_names_hostile_files_with_visible_escapes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let file = home.path().join(format!("{HOSTILE}.json"));
+    std::fs::write(&file, hostile_alert()).expect("write alert");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["daemon", "--watch", &file.display().to_string()])
+        .env("VIGIL_DATA", home.path().join("data"))
+        .env("VIGIL_CONFIG", home.path().join("config"))
+        .env("VIGIL_CACHE", home.path().join("cache"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let log_path = home.path().join("data").join("vigil.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = std::fs::read(&log_path).unwrap_or_default();
+        if String::from_utf8_lossy(&log).contains("following") {
+            break log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never logged the file it follows: {}",
+            String::from_utf8_lossy(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("term");
+    let _ = daemon.wait();
+    assert_clean("vigil.log", &log);
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains("evil\\x1b]2;pwned\\x07\\x9b2J\\u{202e}gpj"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_trained_forest_file_escapes_hostile_feature_names() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("train.csv");
+    // One-hot columns are named after the values they test, so a value names a feature.
+    let mut text = String::from("proto,bytes,class\n");
+    for i in 0..200 {
+        let proto = ["tcp", "udp", HOSTILE][i % 3];
+        let bytes = (i * 37) % 1000;
+        let attack = proto == HOSTILE || bytes > 700;
+        let class = if attack { "smurf" } else { "normal" };
+        text.push_str(&format!("\"{proto}\",{bytes},{class}\n"));
+    }
+    std::fs::write(&data, text).expect("write csv");
+    let out_dir = home.path().join("model");
+    let (d, o) = (data.display().to_string(), out_dir.display().to_string());
+    let trained = vigil(
+        home.path(),
+        &[
+            "train", "--data", &d, "--label", "class", "--benign", "normal", "--out", &o,
+            "--trees", "3",
+        ],
+    );
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    assert_clean("train stdout", &trained.stdout);
+    let forest = std::fs::read(out_dir.join("forest.json")).expect("forest");
+    assert_clean("forest.json", &forest);
+    let v: Value = serde_json::from_slice(&forest).expect("forest parses");
+    assert!(
+        v["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .any(|f| f.as_str().is_some_and(
+                |f| f.contains("pwned\u{7}") && f.contains("\u{202e}gpj\u{200b}\u{e0041}")
+            )),
+        "{}",
+        v["features"]
+    );
+    // The model loads back from what was written.
+    let eval = vigil(home.path(), &["eval", "--model", &o, "--data", &d]);
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+}
+
+#[test]
+fn the_queue_shows_invisible_format_characters_as_visible_escapes() {
+    if !tmux::available() {
+        eprintln!("tmux is not installed: the terminal tests need it (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let line = hostile_alert();
+    let mut v: Value = serde_json::from_str(&line).expect("alert");
+    // An Arabic number sign, a combining grapheme joiner and a Hangul filler: all render as
+    // nothing, or as something other than what the bytes say.
+    v["alert"]["signature"] = Value::String("\u{600}\u{34f}\u{3164}Zeus".into());
+    let file = home.path().join("eve.json");
+    std::fs::write(&file, format!("{v}\n")).expect("write alert");
+    let env = |d: &str| home.path().join(d).display().to_string();
+    let t = tmux::Tmux::start(
+        &[
+            env!("CARGO_BIN_EXE_vigil"),
+            "--watch",
+            &file.display().to_string(),
+        ],
+        &[
+            ("VIGIL_DATA", &env("data")),
+            ("VIGIL_CONFIG", &env("config")),
+            ("VIGIL_CACHE", &env("cache")),
+        ],
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    );
+    t.wait_text("\\u{600}\\u{34f}\\u{3164}Zeus", Duration::from_secs(60));
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(Duration::from_secs(30)), 0, "{}", t.screen());
+}

@@ -204,7 +204,7 @@ impl Model {
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("model.toml"), toml::to_string_pretty(&self.card)?)?;
-        let mut forest = serde_json::to_string(&self.forest)?;
+        let mut forest = crate::sanitize::json::to_string(&self.forest)?;
         forest.push('\n');
         std::fs::write(dir.join("forest.json"), forest)?;
         Ok(())

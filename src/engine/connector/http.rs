@@ -201,7 +201,7 @@ fn standard_headers(token_env: Option<&str>, json_body: bool, key: &str) -> Vec<
 }
 
 fn check_body(body: &Value) -> Result<(), ConnectorError> {
-    let n = serde_json::to_vec(body).map(|v| v.len()).unwrap_or(0);
+    let n = crate::sanitize::json::to_string(body).map_or(0, |v| v.len());
     if n > MAX_BODY_BYTES {
         return Err(ConnectorError::bad(
             "body",
@@ -522,7 +522,8 @@ pub(crate) async fn send(call: &HttpCall) -> Result<String, Undone> {
     }
     let mut req = client.request(method, call.url.clone()).headers(headers);
     if let Some(b) = &call.body {
-        let bytes = serde_json::to_vec(b).map_err(|e| format!("{what}: body: {e}"))?;
+        let bytes =
+            crate::sanitize::json::to_string(b).map_err(|e| format!("{what}: body: {e}"))?;
         req = req.body(bytes);
     }
     let mut resp = req.send().await.map_err(|e| {
