@@ -329,11 +329,8 @@ impl App {
         self.dirty = true;
         if let Overlay::Prompt(p) = &mut self.overlay {
             match action {
-                Action::Text(edit) => {
-                    if p.active_field().apply(edit) {
-                        p.error = None;
-                    }
-                }
+                Action::Text(edit) if p.active_field().apply(edit) => p.error = None,
+                Action::Text(_) => {}
                 Action::Confirm => {
                     let reason = p.reason.text().trim().to_string();
                     if reason.is_empty() {
