@@ -145,6 +145,8 @@ pub struct App {
     pub new_above: u64,
     /// First line of the help overlay on screen.
     pub help_scroll: u16,
+    /// Lines of the detail pane scrolled past (the view stops at its end).
+    pub detail_scroll: u16,
     pub action_sel: usize,
     pub message: Option<Message>,
     pub dirty: bool,
@@ -162,6 +164,9 @@ pub struct App {
     detail_request: u64,
     outbox: Vec<EngineCommand>,
 }
+
+/// Furthest the detail pane scrolls: more than any alert's detail has lines.
+const MAX_DETAIL_SCROLL: u16 = 200;
 
 /// How long a status message stays.
 const MESSAGE_TTL: Duration = Duration::from_secs(8);
@@ -185,6 +190,7 @@ impl App {
             enrich_status: Vec::new(),
             new_above: 0,
             help_scroll: 0,
+            detail_scroll: 0,
             action_sel: 0,
             message: None,
             dirty: true,
@@ -444,7 +450,14 @@ impl App {
             Action::Reject => self.open_prompt(PromptKind::Reject),
             Action::Rollback => self.open_prompt(PromptKind::Rollback),
             Action::Edit => self.open_prompt(PromptKind::Edit),
-            Action::ToggleEnrichment => self.show_enrichment = !self.show_enrichment,
+            Action::ToggleEnrichment => {
+                self.show_enrichment = !self.show_enrichment;
+                self.detail_scroll = 0;
+            }
+            Action::ScrollDown => {
+                self.detail_scroll = (self.detail_scroll + 1).min(MAX_DETAIL_SCROLL)
+            }
+            Action::ScrollUp => self.detail_scroll = self.detail_scroll.saturating_sub(1),
             Action::Dispose => match self.selected_id {
                 Some(alert_id) => {
                     self.overlay = Overlay::Prompt(Prompt::new(
@@ -459,12 +472,7 @@ impl App {
                 }
                 None => self.set_error("no alert selected".into()),
             },
-            Action::Cancel
-            | Action::Confirm
-            | Action::NextChoice
-            | Action::ScrollDown
-            | Action::ScrollUp
-            | Action::Text(_) => {}
+            Action::Cancel | Action::Confirm | Action::NextChoice | Action::Text(_) => {}
             Action::Next
             | Action::Prev
             | Action::First
@@ -568,6 +576,7 @@ impl App {
         if id != self.selected_id {
             self.selected_id = id;
             self.action_sel = 0;
+            self.detail_scroll = 0;
             self.request_detail();
         }
     }
