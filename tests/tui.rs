@@ -844,3 +844,26 @@ fn a_new_alert_above_the_view_is_announced_and_the_selection_stays() {
         "the new alert is at the top: {top}"
     );
 }
+
+#[test]
+fn the_alert_detail_scrolls_to_its_last_line_at_80x24() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database_with(dir.path(), &fixture_text());
+    let mut app = app_over(&db, 80, 24, true);
+    let (text, _) = screen(&app, 80, 24);
+    assert!(
+        !text.contains("│time "),
+        "the detail is longer than its pane:\n{text}"
+    );
+    assert!(text.contains("J: "), "the pane says there is more:\n{text}");
+    for _ in 0..10 {
+        press(&mut app, KeyCode::Char('J'));
+    }
+    let (text, _) = screen(&app, 80, 24);
+    assert!(text.contains("│time "), "{text}");
+    assert!(text.contains("K: back up"), "{text}");
+    assert_eq!(app.selected, 0, "J scrolls the pane, not the queue");
+    press(&mut app, KeyCode::Char('j'));
+    serve(&mut app, &db);
+    assert_eq!(app.detail_scroll, 0, "another alert starts at its top");
+}

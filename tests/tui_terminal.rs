@@ -169,3 +169,67 @@ fn a_sixteen_colour_terminal_gets_the_sixteen_named_colours() {
     let rich = run("xterm-256color", "");
     assert!(rich.contains("CRIT"), "{rich:?}");
 }
+
+#[test]
+fn edit_then_approve_types_params_and_reason_into_their_own_fields() {
+    if !tmux::available() {
+        eprintln!("tmux is not installed: the terminal tests need it (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("home");
+    let env = home_env(home.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let t = tmux::Tmux::start(
+        &[env!("CARGO_BIN_EXE_vigil")],
+        &env,
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    );
+    t.wait_for("a pending block action", Duration::from_secs(60), |s| {
+        s.contains("▶ #") && s.contains("PENDING") && s.contains("to blocklist")
+    });
+    t.keys(&["E"]);
+    t.wait_text("Params: {", Duration::from_secs(10));
+    t.keys(&["C-u"]);
+    t.type_text(r#"{"entry":"10.9.9.9"}"#);
+    t.keys(&["Tab"]);
+    t.type_text("scope to the one host");
+    let screen = t.wait_text("Reason: scope to the one host", Duration::from_secs(10));
+    assert!(
+        screen.contains(r#"Params: {"entry":"10.9.9.9"}"#),
+        "the params field holds what was typed there:\n{screen}"
+    );
+    t.keys(&["Enter"]);
+    // The edit changes the proposal; approving it is a second, separate decision.
+    t.wait_text("add 10.9.9.9 to blocklist", Duration::from_secs(30));
+    t.keys(&["a"]);
+    t.wait_text("Approve action #", Duration::from_secs(10));
+    t.type_text("scoped block confirmed");
+    t.keys(&["Enter"]);
+    let blocklist = home.path().join("data/blocklist.txt");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = std::fs::read_to_string(&blocklist).unwrap_or_default();
+        if list.lines().any(|l| l.trim() == "10.9.9.9") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edited call never ran; blocklist {list:?}; screen:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(Duration::from_secs(30)), 0, "{}", t.screen());
+    let audit = rusqlite::Connection::open(home.path().join("data/vigil.db"))
+        .expect("db")
+        .query_row(
+            "SELECT count(*) FROM audit WHERE reason = 'scope to the one host'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .expect("audit");
+    assert!(audit > 0, "the reason typed in the reason field is audited");
+}

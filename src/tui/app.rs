@@ -145,6 +145,8 @@ pub struct App {
     pub new_above: u64,
     /// First line of the help overlay on screen.
     pub help_scroll: u16,
+    /// Lines of the detail pane scrolled past (the view stops at its end).
+    pub detail_scroll: u16,
     pub action_sel: usize,
     pub message: Option<Message>,
     pub dirty: bool,
@@ -164,6 +166,9 @@ pub struct App {
     detail_request: u64,
     outbox: Vec<EngineCommand>,
 }
+
+/// Furthest the detail pane scrolls: more than any alert's detail has lines.
+const MAX_DETAIL_SCROLL: u16 = 200;
 
 /// How long a status message stays.
 const MESSAGE_TTL: Duration = Duration::from_secs(8);
@@ -187,6 +192,7 @@ impl App {
             enrich_status: Vec::new(),
             new_above: 0,
             help_scroll: 0,
+            detail_scroll: 0,
             action_sel: 0,
             message: None,
             dirty: true,
@@ -332,11 +338,8 @@ impl App {
         self.dirty = true;
         if let Overlay::Prompt(p) = &mut self.overlay {
             match action {
-                Action::Text(edit) => {
-                    if p.active_field().apply(edit) {
-                        p.error = None;
-                    }
-                }
+                Action::Text(edit) if p.active_field().apply(edit) => p.error = None,
+                Action::Text(_) => {}
                 Action::Confirm => {
                     let reason = p.reason.text().trim().to_string();
                     if reason.is_empty() {
@@ -465,7 +468,14 @@ impl App {
             Action::Reject => self.open_prompt(PromptKind::Reject),
             Action::Rollback => self.open_prompt(PromptKind::Rollback),
             Action::Edit => self.open_prompt(PromptKind::Edit),
-            Action::ToggleEnrichment => self.show_enrichment = !self.show_enrichment,
+            Action::ToggleEnrichment => {
+                self.show_enrichment = !self.show_enrichment;
+                self.detail_scroll = 0;
+            }
+            Action::ScrollDown => {
+                self.detail_scroll = (self.detail_scroll + 1).min(MAX_DETAIL_SCROLL)
+            }
+            Action::ScrollUp => self.detail_scroll = self.detail_scroll.saturating_sub(1),
             Action::Dispose => match self.selected_id {
                 Some(alert_id) => {
                     self.overlay = Overlay::Prompt(Prompt::new(
@@ -480,12 +490,7 @@ impl App {
                 }
                 None => self.set_error("no alert selected".into()),
             },
-            Action::Cancel
-            | Action::Confirm
-            | Action::NextChoice
-            | Action::ScrollDown
-            | Action::ScrollUp
-            | Action::Text(_) => {}
+            Action::Cancel | Action::Confirm | Action::NextChoice | Action::Text(_) => {}
             Action::Next
             | Action::Prev
             | Action::First
@@ -589,6 +594,7 @@ impl App {
         if id != self.selected_id {
             self.selected_id = id;
             self.action_sel = 0;
+            self.detail_scroll = 0;
             self.request_detail();
         }
     }

@@ -406,12 +406,7 @@ fn draw_enrichment(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
             pal.dim(),
         ));
     }
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        area,
-    );
+    render_scrolled(f, app, block, lines, area);
 }
 
 fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
@@ -550,10 +545,39 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
         format!("{} · {}", a.timestamp.to_rfc3339(), untrusted(&a.module)),
         pal,
     ));
+    render_scrolled(f, app, block, lines, area);
+}
+
+/// A detail pane's text at the analyst's scroll position; when it does not fit, the bottom
+/// border says how much more there is and which keys show it.
+fn render_scrolled(f: &mut Frame<'_>, app: &App, block: Block<'_>, lines: Vec<Line>, area: Rect) {
+    let inner = block.inner(area);
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let hidden = text
+        .line_count(inner.width)
+        .saturating_sub(usize::from(inner.height));
+    let scroll = usize::from(app.detail_scroll).min(hidden);
+    let block = if hidden > 0 {
+        let down = app
+            .keymap
+            .key_for("queue", Action::ScrollDown)
+            .unwrap_or_default();
+        let up = app
+            .keymap
+            .key_for("queue", Action::ScrollUp)
+            .unwrap_or_default();
+        let below = hidden - scroll;
+        block.title_bottom(if below > 0 {
+            format!("{down}: {below} more lines")
+        } else {
+            format!("{up}: back up")
+        })
+    } else {
+        block
+    };
     f.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
+        text.block(block)
+            .scroll((u16::try_from(scroll).unwrap_or(u16::MAX), 0)),
         area,
     );
 }

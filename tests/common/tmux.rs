@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// One tmux server on a socket of its own, with one session running one command.
 pub struct Tmux {
     socket: PathBuf,
+    /// Where the shell around the program writes its exit status.
+    status: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -37,7 +39,12 @@ impl Tmux {
         // server (and the exit status) with it.
         let conf = dir.path().join("tmux.conf");
         std::fs::write(&conf, "set -g remain-on-exit on\nset -g status off\n").expect("tmux.conf");
-        let t = Tmux { socket, _dir: dir };
+        let status = dir.path().join("exit-status");
+        let t = Tmux {
+            socket,
+            status: status.clone(),
+            _dir: dir,
+        };
         let mut cmd = vec![
             "-f".to_string(),
             conf.display().to_string(),
@@ -58,6 +65,19 @@ impl Tmux {
         for (k, v) in env {
             cmd.push(format!("{k}={v}"));
         }
+        // tmux 3.3 now and then marks a pane dead without ever recording how its program
+        // ended (the program left as a zombie): a shell around it writes the status instead.
+        cmd.extend(
+            [
+                "sh",
+                "-c",
+                "status=$1; shift; \"$@\"; echo $? > \"$status\"",
+                "sh",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        cmd.push(status.display().to_string());
         cmd.extend(argv.iter().map(|s| s.to_string()));
         let out = t.tmux(&cmd.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(
@@ -123,31 +143,31 @@ impl Tmux {
         })
     }
 
-    /// The PID of the program running in the pane.
+    /// The PID of the program running in the pane (the child of the shell around it).
     pub fn pid(&self) -> u32 {
         let out = self.tmux(&["display-message", "-p", "-t", "t", "#{pane_pid}"]);
-        String::from_utf8_lossy(&out.stdout)
+        let shell: u32 = String::from_utf8_lossy(&out.stdout)
             .trim()
             .parse()
-            .expect("pane pid")
+            .expect("pane pid");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                return pid.parse().expect("child pid");
+            }
+            assert!(Instant::now() < deadline, "the program never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
-    /// The program's exit status once it has exited, `None` while it runs.
+    /// The program's exit status once it has exited (128 + the signal number when a signal
+    /// ended it), `None` while it runs.
     pub fn exit_status(&self) -> Option<i32> {
-        let out = self.tmux(&[
-            "display-message",
-            "-p",
-            "-t",
-            "t",
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let s = String::from_utf8_lossy(&out.stdout);
-        let mut it = s.split_whitespace();
-        match (it.next(), it.next()) {
-            (Some("1"), Some(code)) => code.parse().ok(),
-            (Some("1"), None) => Some(-1),
-            _ => None,
-        }
+        std::fs::read_to_string(&self.status)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
     }
 
     /// Wait for the program to exit and return its status.
