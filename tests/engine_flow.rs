@@ -246,7 +246,7 @@ steps:
         .find(|a| a.connector == "blocklist")
         .expect("blocklist action");
 
-    // A decision without a reason is refused and leaves no trace.
+    // A decision without a reason is refused, changes nothing, and is recorded as refused.
     h.commands
         .send(EngineCommand::Decide {
             action_id: block.id,
@@ -263,7 +263,11 @@ steps:
         .into_iter()
         .map(|k| k.1)
         .collect();
-    assert_eq!(before, ["proposal"], "a refused decision leaves no record");
+    assert_eq!(
+        before,
+        ["proposal", "decision_refused"],
+        "a refused decision changes nothing but is recorded"
+    );
 
     for (id, approve) in [(hook.id, true), (block.id, false)] {
         h.commands
@@ -291,7 +295,7 @@ steps:
     let rejected = audit_kinds(&db, block.id);
     assert_eq!(
         rejected.iter().map(|k| k.1.as_str()).collect::<Vec<_>>(),
-        ["proposal", "rejection"]
+        ["proposal", "decision_refused", "rejection"]
     );
     let done = store::action_by_id(&conn, hook.id)
         .expect("q")
