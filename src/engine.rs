@@ -585,10 +585,19 @@ async fn act_on(
                 .unwrap_or_default()
         )),
         Err(e) => {
-            // A refusal may have changed the action (refused, back to proposed): show it as it
-            // now is, beside the error saying why.
-            if let Ok(row) = responder.action(id).await {
-                progress(&row);
+            // A refusal to run changes the action (refused, expired, back to proposed): show it
+            // as it now is, beside the error saying why. Other refusals change nothing.
+            let changed = matches!(
+                e,
+                DecisionError::Changed { .. }
+                    | DecisionError::Refused { .. }
+                    | DecisionError::Expired(_)
+                    | DecisionError::Leased { .. }
+            );
+            if changed {
+                if let Ok(row) = responder.action(id).await {
+                    progress(&row);
+                }
             }
             let text = e.to_string();
             EngineEvent::Error(if text.starts_with("action ") {

@@ -4,6 +4,8 @@
 //! the refusal is plain in the exit status, the message, `vigil actions` and `vigil audit`.
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use common::vigil;
 use serde_json::Value;
@@ -150,4 +152,52 @@ fn an_unchanged_destination_runs_as_approved() {
             .is_some_and(|r| r.contains("not pending")),
         "{refusal}"
     );
+}
+
+/// The same refusal in the TUI at 80x24: the actions pane shows the destination the approver
+/// is agreeing to, and after approving under the moved configuration it shows REFUSED and why.
+#[test]
+fn the_tui_shows_the_destination_and_the_refusal() {
+    if !tmux::available() {
+        eprintln!("tmux is not installed: the terminal tests need it (apt-get install tmux)");
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let h = home.path();
+    let (a, b) = (h.join("A/blocklist.txt"), h.join("B/blocklist.txt"));
+    std::fs::create_dir_all(h.join("A")).expect("mkdir A");
+    std::fs::create_dir_all(h.join("B")).expect("mkdir B");
+    setup(h, &a);
+    configure(h, &b);
+    let dir = |d: &str| h.join(d).display().to_string();
+    let t = tmux::Tmux::start(
+        &[env!("CARGO_BIN_EXE_vigil")],
+        &[
+            ("VIGIL_DATA", &dir("data")),
+            ("VIGIL_CONFIG", &dir("config")),
+            ("VIGIL_CACHE", &dir("cache")),
+        ],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    );
+    let screen = t.wait_text(
+        "PENDING Block the source",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(screen.contains("/A/blocklist.txt"), "{screen}");
+    t.keys(&["Tab"]);
+    t.keys(&["a"]);
+    t.wait_text("Reason:", std::time::Duration::from_secs(30));
+    t.type_text("block it");
+    t.keys(&["Enter"]);
+    let screen = t.wait_text(
+        "REFUSED Block the source",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(screen.contains("the call changed after"), "{screen}");
+    assert!(!a.exists() && !b.exists(), "nothing written");
+    t.keys(&["q"]);
+    // Quitting is covered by the terminal tests; here it only has to end.
+    t.wait_exit(std::time::Duration::from_secs(30));
 }

@@ -246,7 +246,7 @@ steps:
         .find(|a| a.connector == "blocklist")
         .expect("blocklist action");
 
-    // A decision without a reason is refused and leaves no trace.
+    // A decision without a reason is refused, changes nothing, and is recorded as refused.
     h.commands
         .send(EngineCommand::Decide {
             action_id: block.id,
