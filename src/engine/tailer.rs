@@ -149,6 +149,9 @@ struct Tracked {
     len_seen: u64,
     /// Still at a watched path (false once rotated away or deleted).
     present: bool,
+    /// Length at which a whole-document file was last found unfinished (an array or object
+    /// never closed), so it is parsed again only when it changes.
+    unfinished_at: Option<u64>,
 }
 
 /// What a watch entry names.
@@ -491,6 +494,7 @@ impl Follower {
                 initial_offset: initial.0,
                 len_seen: len,
                 present: true,
+                unfinished_at: None,
             },
         );
         Ok(())
@@ -635,10 +639,16 @@ fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<C
         if len == t.read_offset || len == 0 {
             return Ok(None);
         }
+        // Unfinished at this very length on the last look, and unchanged since: its writer
+        // is done with it. It is handed over once as it is, for the pipeline to quarantine
+        // with its parse error, and read again only if it changes.
+        let stalled = t.unfinished_at == Some(len);
         let doc = read_at(&mut t.file, 0, len as usize)?;
-        if !document_complete(&doc) {
+        if !stalled && !document_complete(&doc) {
+            t.unfinished_at = Some(len);
             return Ok(None);
         }
+        t.unfinished_at = None;
         let from = t.read_offset;
         t.read_offset = doc.len() as u64;
         return Ok(Some(t.chunk(key, from, Vec::new(), Some(doc))));
