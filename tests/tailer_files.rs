@@ -5,12 +5,25 @@
 use std::collections::HashMap;
 use std::path::Path;
 use vigil::engine::format::Format;
-use vigil::engine::tailer::{Checkpoints, Chunk, Follower, TailNote};
+use vigil::engine::tailer::{Checkpoints, Chunk, Follower, StoredCheckpoint, TailNote};
 
 /// Checkpoints as the database keeps them.
 #[derive(Default)]
 struct Store {
     checkpoints: HashMap<String, (u64, u64)>,
+    paths: HashMap<String, String>,
+    /// File identities in the order their checkpoints were last updated.
+    updated: Vec<String>,
+}
+
+impl Store {
+    fn commit(&mut self, c: &Chunk) {
+        self.checkpoints
+            .insert(c.file_id.clone(), (c.to_offset, c.to_line));
+        self.paths.insert(c.file_id.clone(), c.path.clone());
+        self.updated.retain(|id| *id != c.file_id);
+        self.updated.push(c.file_id.clone());
+    }
 }
 
 impl Checkpoints for Store {
@@ -24,15 +37,26 @@ impl Checkpoints for Store {
             .map(|(_, v)| *v)
             .max()
     }
+    fn recent(&mut self, limit: usize) -> Vec<StoredCheckpoint> {
+        self.updated
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|id| StoredCheckpoint {
+                file_id: id.clone(),
+                path: self.paths[id].clone(),
+                offset: self.checkpoints[id].0,
+                line: self.checkpoints[id].1,
+            })
+            .collect()
+    }
 }
 
 /// Read everything complete now, committing each chunk as the writer would.
 fn drain(f: &mut Follower, store: &mut Store) -> Vec<Chunk> {
     let mut out = Vec::new();
     while let Some(c) = f.next_chunk(1 << 20).expect("read") {
-        store
-            .checkpoints
-            .insert(c.file_id.clone(), (c.to_offset, c.to_line));
+        store.commit(&c);
         f.committed(c.key, c.to_offset, c.to_line);
         out.push(c);
     }
@@ -107,4 +131,71 @@ fn an_unclosed_json_array_is_handed_over_once_then_left_until_it_changes() {
         .document
         .as_deref()
         .is_some_and(|d| d.ends_with(b"]")));
+}
+
+fn lines(from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| {
+            format!(
+                r#"{{"timestamp":"2024-05-01T12:00:00Z","event_type":"alert","flow_id":{i},"src_ip":"198.51.100.7","dest_ip":"10.1.0.5","alert":{{"signature_id":1,"signature":"rotation check {i:06}","severity":2}}}}"#
+            ) + "\n"
+        })
+        .collect()
+}
+
+/// Line numbers (flow ids) carried by these chunks, in order.
+fn ids(chunks: &[Chunk]) -> Vec<u64> {
+    chunks
+        .iter()
+        .flat_map(|c| c.lines.iter())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(&l.bytes).expect("json line");
+            v["flow_id"].as_u64().expect("flow_id")
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_renamed_out_of_the_watch_set_while_vigil_was_down_is_finished_on_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let eve = dir.join("eve.json");
+    write(&eve, &lines(0, 100));
+    let mut store = Store::default();
+    let mut f = Follower::new(vec![eve.clone()], Format::Auto);
+    let (_, chunks) = look(&mut f, &mut store);
+    assert_eq!(ids(&chunks), (0..100).collect::<Vec<_>>());
+
+    // More is written, then the file is renamed to a name outside the watch set and a new
+    // one started, and vigil is killed before it reads any of it.
+    append(&eve, &lines(100, 150));
+    std::fs::rename(&eve, dir.join("eve.json.1")).expect("rotate");
+    write(&eve, &lines(150, 160));
+    drop(f);
+
+    let mut f = Follower::new(vec![eve.clone()], Format::Auto);
+    let (notes, mut chunks) = look(&mut f, &mut store);
+    chunks.extend(look(&mut f, &mut store).1);
+    let mut got = ids(&chunks);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (100..160).collect::<Vec<_>>(),
+        "the rotated file's tail and the new file, each once"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.to_json()["event"] == "recovered_rotated"),
+        "the recovery is recorded: {notes:?}"
+    );
+    // Read to its end and outside the watch set: let go.
+    let (notes, chunks) = look(&mut f, &mut store);
+    assert!(chunks.is_empty());
+    assert!(
+        notes.iter().any(|n| n.to_json()["event"] == "released") || f.followed() == 1,
+        "the rotated file is released once finished: {notes:?}"
+    );
+    assert_eq!(f.followed(), 1, "only eve.json is followed");
 }

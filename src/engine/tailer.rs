@@ -70,6 +70,14 @@ pub enum TailNote {
         file_id: String,
         offset: u64,
     },
+    /// A file rotated away while vigil was not running, found under its new name and read on
+    /// from its checkpoint.
+    Recovered {
+        path: String,
+        file_id: String,
+        was: String,
+        offset: u64,
+    },
     /// A file could not be opened or read; it is retried on the next pass.
     Unreadable { path: String, error: String },
 }
@@ -104,6 +112,15 @@ impl TailNote {
             } => {
                 json!({"event": "released", "path": path, "file_id": file_id, "offset": offset})
             }
+            TailNote::Recovered {
+                path,
+                file_id,
+                was,
+                offset,
+            } => json!({
+                "event": "recovered_rotated", "path": path, "file_id": file_id, "was": was,
+                "offset": offset,
+            }),
             TailNote::Unreadable { path, error } => {
                 json!({"event": "unreadable", "path": path, "error": error})
             }
@@ -301,9 +318,26 @@ fn hash_prefix(b: &[u8]) -> String {
     super::alert::sha256_hex(b)[..16].to_string()
 }
 
+/// A checkpoint as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub file_id: String,
+    pub path: String,
+    pub offset: u64,
+    pub line: u64,
+}
+
+/// Checkpoints looked at on start-up for files rotated away while vigil was not running.
+const RECOVER_CHECKPOINTS: usize = 64;
+
 /// Where the database says files are. The tailer asks by identity, and by full-length head
 /// when a file it has never seen might be a rotated copy of one it has.
 pub trait Checkpoints {
+    /// The most recently updated checkpoints, newest first: on start-up, the files they name
+    /// are looked for under their rotated names to finish reading them.
+    fn recent(&mut self, _limit: usize) -> Vec<StoredCheckpoint> {
+        Vec::new()
+    }
     /// The committed `(offset, line)` of this exact file.
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)>;
     /// The furthest committed `(offset, line)` of any file with this full-length head.
@@ -326,6 +360,9 @@ pub struct Follower {
     /// truncated.
     copies: HashMap<Key, (PathBuf, Key)>,
     next: usize,
+    /// Whether files rotated away while vigil was down have been looked for (once, on the
+    /// first scan).
+    recovered: bool,
 }
 
 impl Follower {
@@ -348,6 +385,7 @@ impl Follower {
             reset: HashSet::new(),
             copies: HashMap::new(),
             next: 0,
+            recovered: false,
         }
     }
 
@@ -391,6 +429,10 @@ impl Follower {
                 }),
             }
         }
+        if !self.recovered {
+            self.recovered = true;
+            self.recover_rotated(checkpoints, &mut notes);
+        }
         // Release files that left the watch set once everything in them is committed.
         let gone: Vec<Key> = self
             .files
@@ -415,6 +457,60 @@ impl Follower {
         self.copies
             .retain(|k, (p, _)| std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k));
         notes
+    }
+
+    /// Finish files that were rotated away (renamed out of the watch set) before their end was
+    /// read, while vigil was not running: a checkpoint names the device, inode and head, so
+    /// the file is looked for beside its old path and in the watched directories, and read on
+    /// from the checkpoint to its end.
+    fn recover_rotated(&mut self, checkpoints: &mut dyn Checkpoints, notes: &mut Vec<TailNote>) {
+        let watched = watch_dirs(&self.watch);
+        for cp in checkpoints.recent(RECOVER_CHECKPOINTS) {
+            let Some(key) = key_of(&cp.file_id) else {
+                continue;
+            };
+            if self.files.contains_key(&key) || self.copies.contains_key(&key) {
+                continue;
+            }
+            let beside = Path::new(&cp.path).parent().map(Path::to_path_buf);
+            let Some(path) = beside
+                .iter()
+                .chain(watched.iter())
+                .find_map(|dir| find_inode(dir, key))
+            else {
+                continue;
+            };
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            // Same inode and same head: the very file the checkpoint speaks of.
+            let same = Head::of(&mut file)
+                .ok()
+                .flatten()
+                .is_some_and(|h| h.file_id(key) == cp.file_id);
+            let unread = file.metadata().is_ok_and(|m| m.len() > cp.offset);
+            if !same || !unread {
+                continue;
+            }
+            match self.open(&path, key, checkpoints, notes) {
+                Ok(()) => {
+                    if let Some(t) = self.files.get_mut(&key) {
+                        // Outside the watch set: released once read to its end.
+                        t.present = discover(&self.watch).contains(&path);
+                        notes.push(TailNote::Recovered {
+                            path: path.display().to_string(),
+                            file_id: t.file_id.clone(),
+                            was: cp.path.clone(),
+                            offset: t.offset,
+                        });
+                    }
+                }
+                Err(e) => notes.push(TailNote::Unreadable {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
     }
 
     fn open(
@@ -600,6 +696,25 @@ impl Follower {
             t.read_line = t.line_no;
         }
     }
+}
+
+/// `(device, inode)` from an identity `dev:ino:len:hash`.
+fn key_of(file_id: &str) -> Option<Key> {
+    let mut parts = file_id.split(':');
+    let dev = parts.next()?.parse().ok()?;
+    let ino = parts.next()?.parse().ok()?;
+    Some((dev, ino))
+}
+
+/// The file in `dir` (not below it) with this device and inode, under whatever name.
+fn find_inode(dir: &Path, key: Key) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == key)
+        })
 }
 
 fn has_complete_line_after(file: &File, offset: u64, len: u64) -> bool {
