@@ -30,12 +30,17 @@ impl Checkpoints for Store {
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)> {
         self.checkpoints.get(file_id).copied()
     }
-    fn by_head(&mut self, head: &str) -> Option<(u64, u64)> {
+    fn by_head(&mut self, head: &str) -> Option<StoredCheckpoint> {
         self.checkpoints
             .iter()
             .filter(|(id, _)| id.ends_with(&format!(":256:{head}")))
-            .map(|(_, v)| *v)
-            .max()
+            .max_by_key(|(_, v)| **v)
+            .map(|(id, v)| StoredCheckpoint {
+                file_id: id.clone(),
+                path: self.paths.get(id).cloned().unwrap_or_default(),
+                offset: v.0,
+                line: v.1,
+            })
     }
     fn recent(&mut self, limit: usize) -> Vec<StoredCheckpoint> {
         self.updated
@@ -198,4 +203,108 @@ fn a_file_renamed_out_of_the_watch_set_while_vigil_was_down_is_finished_on_resta
         "the rotated file is released once finished: {notes:?}"
     );
     assert_eq!(f.followed(), 1, "only eve.json is followed");
+}
+
+/// A CSV header longer than the 256-byte identity head, shared by every sensor.
+fn csv_header() -> String {
+    let extra: Vec<String> = (0..12)
+        .map(|i| format!("sensor_extra_column_{i:02}"))
+        .collect();
+    format!(
+        "timestamp,src_ip,src_port,dest_ip,dest_port,proto,signature_id,signature,category,severity,host,{}\n",
+        extra.join(",")
+    )
+}
+
+fn csv_rows(sensor: u64, from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| {
+            format!(
+                "2022-02-16T14:33:{:02}.000000+0000,10.{sensor}.0.{i},5000,40.110.35.23,80,TCP,58990,SENSOR {sensor} alert {i},A Network Trojan was detected,1,sensor{sensor}{}\n",
+                i % 60,
+                ",".repeat(12)
+            )
+        })
+        .collect()
+}
+
+fn rows_read(chunks: &[Chunk]) -> usize {
+    chunks
+        .iter()
+        .flat_map(|c| c.lines.iter())
+        .filter(|l| l.bytes.starts_with(b"2022-"))
+        .count()
+}
+
+#[test]
+fn two_sensors_with_the_same_long_header_are_both_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write(
+        &dir.join("sensor1.csv"),
+        &(csv_header() + &csv_rows(1, 0, 10)),
+    );
+    write(
+        &dir.join("sensor2.csv"),
+        &(csv_header() + &csv_rows(2, 0, 10)),
+    );
+    let mut f = Follower::new(vec![dir.clone()], Format::Auto);
+    let mut store = Store::default();
+    let (_, mut chunks) = look(&mut f, &mut store);
+    chunks.extend(look(&mut f, &mut store).1);
+    assert_eq!(rows_read(&chunks), 20, "both sensors, every row once");
+    assert_eq!(f.followed(), 2);
+
+    // A third sensor appears later, header first, rows after: still its own file.
+    let third = dir.join("sensor3.csv");
+    write(&third, &csv_header());
+    let (_, chunks) = look(&mut f, &mut store);
+    assert_eq!(rows_read(&chunks), 0);
+    append(&third, &csv_rows(3, 0, 10));
+    let (_, mut chunks) = look(&mut f, &mut store);
+    chunks.extend(look(&mut f, &mut store).1);
+    assert_eq!(rows_read(&chunks), 10, "the third sensor's rows");
+}
+
+#[test]
+fn a_new_file_with_the_head_of_one_from_an_earlier_run_starts_at_zero() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("logs");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write(
+        &dir.join("sensor1.csv"),
+        &(csv_header() + &csv_rows(1, 0, 30)),
+    );
+    let mut store = Store::default();
+    let mut f = Follower::new(vec![dir.clone()], Format::Auto);
+    let (_, chunks) = look(&mut f, &mut store);
+    assert_eq!(rows_read(&chunks), 30);
+    drop(f);
+
+    // Restarted with a second sensor beside the first: same header, different rows.
+    write(
+        &dir.join("sensor2.csv"),
+        &(csv_header() + &csv_rows(2, 0, 40)),
+    );
+    let mut f = Follower::new(vec![dir.clone()], Format::Auto);
+    let (notes, mut chunks) = look(&mut f, &mut store);
+    chunks.extend(look(&mut f, &mut store).1);
+    assert_eq!(
+        rows_read(&chunks),
+        40,
+        "all of sensor 2, none of sensor 1 again: {notes:?}"
+    );
+    drop(f);
+
+    // And with the first sensor's file gone: the second is still not a copy of it.
+    std::fs::remove_file(dir.join("sensor1.csv")).expect("rm");
+    write(
+        &dir.join("sensor3.csv"),
+        &(csv_header() + &csv_rows(3, 0, 50)),
+    );
+    let mut f = Follower::new(vec![dir.clone()], Format::Auto);
+    let (notes, mut chunks) = look(&mut f, &mut store);
+    chunks.extend(look(&mut f, &mut store).1);
+    assert_eq!(rows_read(&chunks), 50, "all of sensor 3: {notes:?}");
 }

@@ -37,6 +37,9 @@ pub const ALERT_FILE_SUFFIXES: &[&str] =
 const ID_PREFIX: usize = 256;
 /// Bytes of the head given to format detection.
 const DETECT_PREFIX: usize = 64 * 1024;
+/// Bytes compared just before a position to tell a copy of a file from another file that
+/// merely begins the same way (two sensors writing the same long CSV header).
+const COMPARE_BYTES: u64 = 4096;
 /// Truncated heads remembered for adopting a rotated copy that shows up later.
 const REMEMBERED_TRUNCATIONS: usize = 256;
 
@@ -169,6 +172,9 @@ struct Tracked {
     /// Length at which a whole-document file was last found unfinished (an array or object
     /// never closed), so it is parsed again only when it changes.
     unfinished_at: Option<u64>,
+    /// Hash of the bytes just before the committed position: a later file is a copy of this
+    /// one only if it holds the same bytes there.
+    tail: Option<String>,
 }
 
 /// What a watch entry names.
@@ -308,8 +314,15 @@ impl Head {
         self.len == ID_PREFIX
     }
 
-    /// The identity text stored with checkpoints: `dev:ino:len:hash`.
-    fn file_id(&self, key: Key) -> String {
+    /// The identity text stored with checkpoints: `dev:ino:born:len:hash`. The birth time
+    /// (nanoseconds, 0 where the filesystem keeps none) tells a new file from a deleted one
+    /// whose inode it reuses: with the same head, nothing else would.
+    fn file_id(&self, key: Key, born: u128) -> String {
+        format!("{}:{}:{}:{}:{}", key.0, key.1, born, self.len, self.hash)
+    }
+
+    /// The identity as versions before birth times wrote it, to resume from their checkpoints.
+    fn legacy_file_id(&self, key: Key) -> String {
         format!("{}:{}:{}:{}", key.0, key.1, self.len, self.hash)
     }
 }
@@ -340,8 +353,20 @@ pub trait Checkpoints {
     }
     /// The committed `(offset, line)` of this exact file.
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)>;
-    /// The furthest committed `(offset, line)` of any file with this full-length head.
-    fn by_head(&mut self, head_hash: &str) -> Option<(u64, u64)>;
+    /// The furthest checkpoint of any file with this full-length head.
+    fn by_head(&mut self, head_hash: &str) -> Option<StoredCheckpoint>;
+}
+
+/// A file no longer followed, remembered so that a copy of it showing up later resumes where
+/// it had got to.
+#[derive(Debug, Clone)]
+struct Finished {
+    head: String,
+    offset: u64,
+    line: u64,
+    path: String,
+    /// Hash of the bytes before `offset` (see `Tracked::tail`).
+    tail: Option<String>,
 }
 
 /// The synchronous core of the tailer.
@@ -352,13 +377,14 @@ pub struct Follower {
     files: HashMap<Key, Tracked>,
     /// Full-length heads of files no longer followed (truncated or released), with where they
     /// had got to (oldest first): a file that appears later with that head is a copy.
-    finished: VecDeque<(String, u64, u64, String)>,
+    finished: VecDeque<Finished>,
     /// Identities whose stored checkpoint is void because the file was truncated; the writer
     /// resets them with the note, this covers the time until it has.
     reset: HashSet<String>,
-    /// Files whose heads match a tracked file: copies waiting to be adopted if the original is
-    /// truncated.
-    copies: HashMap<Key, (PathBuf, Key)>,
+    /// Files holding the same bytes as a tracked file up to their own length: copies waiting
+    /// to be adopted if the original is truncated (with their length when seen: one that
+    /// grows is not a copy after all).
+    copies: HashMap<Key, (PathBuf, Key, u64)>,
     next: usize,
     /// Whether files rotated away while vigil was down have been looked for (once, on the
     /// first scan).
@@ -446,7 +472,7 @@ impl Follower {
             .collect();
         for k in gone {
             if let Some(t) = self.files.remove(&k) {
-                self.remember(&t.head, t.offset, t.line_no, t.path.display().to_string());
+                self.remember(&t);
                 notes.push(TailNote::Released {
                     path: t.path.display().to_string(),
                     file_id: t.file_id,
@@ -454,8 +480,9 @@ impl Follower {
                 });
             }
         }
-        self.copies
-            .retain(|k, (p, _)| std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k));
+        self.copies.retain(|k, (p, _, len)| {
+            std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k && m.len() == *len)
+        });
         notes
     }
 
@@ -487,7 +514,7 @@ impl Follower {
             let same = Head::of(&mut file)
                 .ok()
                 .flatten()
-                .is_some_and(|h| h.file_id(key) == cp.file_id);
+                .is_some_and(|h| h.file_id(key, born(&file)) == cp.file_id);
             let unread = file.metadata().is_ok_and(|m| m.len() > cp.offset);
             if !same || !unread {
                 continue;
@@ -513,6 +540,35 @@ impl Follower {
         }
     }
 
+    /// Whether a new file is a rotated copy of the file an earlier run's checkpoint speaks of.
+    /// Only the head is known of that file, and two sensors may share a head, so device and
+    /// inode decide first: while the file of that checkpoint is still there and unchanged,
+    /// the new one is another file. Otherwise the new file must at least be long enough and
+    /// have a line end just before the checkpoint.
+    fn copy_of_earlier_run(&self, file: &File, cp: &StoredCheckpoint) -> bool {
+        let Some(key) = key_of(&cp.file_id) else {
+            return false;
+        };
+        let mut dirs = watch_dirs(&self.watch);
+        dirs.extend(Path::new(&cp.path).parent().map(Path::to_path_buf));
+        let original_intact = self.files.values().any(|t| t.file_id == cp.file_id)
+            || dirs.iter().filter_map(|d| find_inode(d, key)).any(|p| {
+                File::open(p).is_ok_and(|mut f| {
+                    let head = Head::of(&mut f).ok().flatten();
+                    head.is_some_and(|h| h.file_id(key, born(&f)) == cp.file_id)
+                        && f.metadata().is_ok_and(|m| m.len() >= cp.offset)
+                })
+            });
+        if original_intact {
+            return false;
+        }
+        let mut f = match file.try_clone() {
+            Ok(f) => f,
+            Err(_) => return false,
+        };
+        cp.offset == 0 || read_at(&mut f, cp.offset - 1, 1).is_ok_and(|b| b.as_slice() == b"\n")
+    }
+
     fn open(
         &mut self,
         path: &Path,
@@ -524,35 +580,53 @@ impl Follower {
         let Some(head) = Head::of(&mut file)? else {
             return Ok(());
         };
-        let file_id = head.file_id(key);
+        let file_id = head.file_id(key, born(&file));
         let stored = if self.reset.contains(&file_id) {
             Some((0, 0))
         } else {
             checkpoints.get(&file_id)
         };
         let mut initial = (0, 0);
-        if stored.is_none() && head.full() {
-            // A copy of a file still being followed: everything in it is also in the original,
-            // so it is read only once the original is truncated or gone.
+        if stored.is_none() {
+            if let Some(legacy) = checkpoints.get(&head.legacy_file_id(key)) {
+                initial = legacy;
+            }
+        }
+        if stored.is_none() && initial == (0, 0) && head.full() {
+            // A copy of a file still being followed (the same bytes up to its own end, not
+            // just the same head): everything in it is also in the original, so it is read
+            // only once the original is truncated or gone.
+            let len = file.metadata()?.len();
+            let window = window_hash(&file, len);
             if let Some(orig) = self
                 .files
                 .iter()
-                .find(|(_, t)| t.head == head)
+                .filter(|(_, t)| t.head == head)
+                .find(|(_, t)| {
+                    t.file.metadata().is_ok_and(|m| m.len() >= len)
+                        && window.is_some()
+                        && window_hash(&t.file, len) == window
+                })
                 .map(|(k, _)| *k)
             {
-                self.copies.insert(key, (path.to_path_buf(), orig));
+                self.copies.insert(key, (path.to_path_buf(), orig, len));
                 return Ok(());
             }
             let remembered = self
                 .finished
                 .iter()
-                .rposition(|(h, ..)| *h == head.hash)
+                .rposition(|f| {
+                    f.head == head.hash
+                        && f.tail.is_some()
+                        && window_hash(&file, f.offset) == f.tail
+                })
                 .and_then(|i| self.finished.remove(i))
-                .map(|(_, o, l, from)| (o, l, from));
+                .map(|f| (f.offset, f.line, f.path));
             let adopted = remembered.or_else(|| {
                 checkpoints
                     .by_head(&head.hash)
-                    .map(|(o, l)| (o, l, "(earlier run)".to_string()))
+                    .filter(|cp| self.copy_of_earlier_run(&file, cp))
+                    .map(|cp| (cp.offset, cp.line, "(earlier run)".to_string()))
             });
             if let Some((offset, line, from)) = adopted {
                 let len = file.metadata()?.len();
@@ -574,6 +648,7 @@ impl Follower {
         let detect = read_at(&mut file, 0, DETECT_PREFIX)?;
         let format = FileFormat::detect_with(&detect, self.forced, &self.settings);
         let len = file.metadata()?.len();
+        let tail = window_hash(&file, offset);
         tracing::info!(path = %path.display(), offset, "following");
         self.files.insert(
             key,
@@ -591,6 +666,7 @@ impl Follower {
                 len_seen: len,
                 present: true,
                 unfinished_at: None,
+                tail,
             },
         );
         Ok(())
@@ -615,39 +691,38 @@ impl Follower {
                     new_len: len,
                     unread_bytes: t.len_seen.saturating_sub(t.offset),
                 });
-                truncated.push((
-                    *k,
-                    t.head.clone(),
-                    t.offset,
-                    t.line_no,
-                    t.path.display().to_string(),
-                ));
+                truncated.push(*k);
             } else {
                 t.len_seen = t.len_seen.max(len);
             }
         }
-        for (k, head, offset, line, path) in truncated {
+        for k in truncated {
             // The truncated inode is a new file from now on: it is opened afresh at zero. A
             // waiting rotated copy, or one that appears later, resumes where it had got to.
+            self.copies.retain(|_, (_, orig, _)| *orig != k);
             if let Some(t) = self.files.remove(&k) {
+                self.remember(&t);
                 self.reset.insert(t.file_id);
             }
-            self.copies.retain(|_, (_, orig)| *orig != k);
-            self.remember(&head, offset, line, path);
         }
     }
 
-    fn remember(&mut self, head: &Head, offset: u64, line: u64, path: String) {
-        if head.full() {
-            self.finished
-                .push_back((head.hash.clone(), offset, line, path));
+    fn remember(&mut self, t: &Tracked) {
+        if t.head.full() {
+            self.finished.push_back(Finished {
+                head: t.head.hash.clone(),
+                offset: t.offset,
+                line: t.line_no,
+                path: t.path.display().to_string(),
+                tail: t.tail.clone(),
+            });
         }
         while self.finished.len() > REMEMBERED_TRUNCATIONS {
             self.finished.pop_front();
         }
         // A copy waiting on a file that is gone can now be opened (and adopted).
         let live: HashSet<Key> = self.files.keys().copied().collect();
-        self.copies.retain(|_, (_, orig)| live.contains(orig));
+        self.copies.retain(|_, (_, orig, _)| live.contains(orig));
     }
 
     /// The next chunk of complete records from some file (files take turns), at most `max`
@@ -677,6 +752,7 @@ impl Follower {
         if let Some(t) = self.files.get_mut(&key) {
             t.offset = to_offset;
             t.line_no = to_line;
+            t.tail = window_hash(&t.file, to_offset);
             if t.read_offset < to_offset {
                 t.read_offset = to_offset;
                 t.read_line = to_line;
@@ -698,7 +774,16 @@ impl Follower {
     }
 }
 
-/// `(device, inode)` from an identity `dev:ino:len:hash`.
+/// When the file was created, in nanoseconds since the epoch; 0 where unknown.
+fn born(file: &File) -> u128 {
+    file.metadata()
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `(device, inode)` from an identity `dev:ino:born:len:hash`.
 fn key_of(file_id: &str) -> Option<Key> {
     let mut parts = file_id.split(':');
     let dev = parts.next()?.parse().ok()?;
@@ -715,6 +800,15 @@ fn find_inode(dir: &Path, key: Key) -> Option<PathBuf> {
         .find(|p| {
             std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == key)
         })
+}
+
+/// Hash of the `COMPARE_BYTES` (or fewer, from the start) ending at `end`; `None` when the
+/// file is shorter than `end` or cannot be read.
+fn window_hash(file: &File, end: u64) -> Option<String> {
+    let start = end.saturating_sub(COMPARE_BYTES);
+    let mut f = file.try_clone().ok()?;
+    let b = read_at(&mut f, start, (end - start) as usize).ok()?;
+    (b.len() as u64 == end - start).then(|| hash_prefix(&b))
 }
 
 fn has_complete_line_after(file: &File, offset: u64, len: u64) -> bool {
