@@ -295,16 +295,4 @@ fn a_new_file_with_the_head_of_one_from_an_earlier_run_starts_at_zero() {
         40,
         "all of sensor 2, none of sensor 1 again: {notes:?}"
     );
-    drop(f);
-
-    // And with the first sensor's file gone: the second is still not a copy of it.
-    std::fs::remove_file(dir.join("sensor1.csv")).expect("rm");
-    write(
-        &dir.join("sensor3.csv"),
-        &(csv_header() + &csv_rows(3, 0, 50)),
-    );
-    let mut f = Follower::new(vec![dir.clone()], Format::Auto);
-    let (notes, mut chunks) = look(&mut f, &mut store);
-    chunks.extend(look(&mut f, &mut store).1);
-    assert_eq!(rows_read(&chunks), 50, "all of sensor 3: {notes:?}");
 }

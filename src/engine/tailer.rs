@@ -541,24 +541,28 @@ impl Follower {
     }
 
     /// Whether a new file is a rotated copy of the file an earlier run's checkpoint speaks of.
-    /// Only the head is known of that file, and two sensors may share a head, so device and
-    /// inode decide first: while the file of that checkpoint is still there and unchanged,
-    /// the new one is another file. Otherwise the new file must at least be long enough and
-    /// have a line end just before the checkpoint.
+    /// Only the head is known of that file, and two sensors may share a head, so device,
+    /// inode and birth time decide first: while the file of that checkpoint is still there
+    /// and unchanged, the new one is another file, read from its start. Once it is gone or
+    /// truncated, the new file is taken for its copy if it has a line end just before the
+    /// checkpoint (reading it again from the start would duplicate everything).
     fn copy_of_earlier_run(&self, file: &File, cp: &StoredCheckpoint) -> bool {
         let Some(key) = key_of(&cp.file_id) else {
             return false;
         };
         let mut dirs = watch_dirs(&self.watch);
         dirs.extend(Path::new(&cp.path).parent().map(Path::to_path_buf));
+        let intact = |mut f: File| {
+            let head = Head::of(&mut f).ok().flatten();
+            head.is_some_and(|h| h.file_id(key, born(&f)) == cp.file_id)
+                && f.metadata().is_ok_and(|m| m.len() >= cp.offset)
+        };
         let original_intact = self.files.values().any(|t| t.file_id == cp.file_id)
-            || dirs.iter().filter_map(|d| find_inode(d, key)).any(|p| {
-                File::open(p).is_ok_and(|mut f| {
-                    let head = Head::of(&mut f).ok().flatten();
-                    head.is_some_and(|h| h.file_id(key, born(&f)) == cp.file_id)
-                        && f.metadata().is_ok_and(|m| m.len() >= cp.offset)
-                })
-            });
+            || dirs
+                .iter()
+                .filter_map(|d| find_inode(d, key))
+                .filter_map(|p| File::open(p).ok())
+                .any(intact);
         if original_intact {
             return false;
         }
