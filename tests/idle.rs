@@ -6,7 +6,7 @@
 //! scan already under way), never more. Its own reads and directory listings must not wake it.
 //! CPU figures are `benches/idle_cpu.sh`'s job.
 
-mod common;
+#[cfg(feature = "tui")]
 #[path = "common/tmux.rs"]
 mod tmux;
 
@@ -267,6 +267,7 @@ fn an_unclosed_json_array_is_quarantined_once_and_the_daemon_goes_idle() {
     );
 }
 
+#[cfg(feature = "tui")]
 /// The TUI's activity as SIGUSR1 writes it to `vigil.log` (the terminal is the TUI's).
 fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
     kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("kill -USR1");
@@ -288,6 +289,7 @@ fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
     serde_json::from_str(&found.expect("activity line")).expect("activity is JSON")
 }
 
+#[cfg(feature = "tui")]
 #[test]
 fn idle_tui_at_80x24_neither_scans_commits_nor_redraws() {
     if !tmux::available() {
