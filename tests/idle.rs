@@ -6,7 +6,7 @@
 //! scan already under way), never more. Its own reads and directory listings must not wake it.
 //! CPU figures are `benches/idle_cpu.sh`'s job.
 
-mod common;
+#[cfg(feature = "tui")]
 #[path = "common/tmux.rs"]
 mod tmux;
 
@@ -43,6 +43,21 @@ fn alerts(db: &Path) -> i64 {
     let _ = conn.busy_timeout(Duration::from_secs(5));
     conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
         .unwrap_or(0)
+}
+
+fn quarantined(db: &Path) -> Vec<(String, String)> {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    let Ok(mut st) = conn.prepare("SELECT file, reason FROM quarantine") else {
+        return Vec::new();
+    };
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
 }
 
 /// Poll `done` every 50 ms until it holds; fail with `what` after `limit`.
@@ -220,6 +235,39 @@ fn idle_daemon_on_a_glob_scans_once_per_poll() {
     assert_idle(&daemon, "a glob read to its end");
 }
 
+#[test]
+fn an_unclosed_json_array_is_quarantined_once_and_the_daemon_goes_idle() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    write_alerts(&logs.join("eve.json"), 0..ALERTS as u64);
+    // A big export cut off before its closing bracket.
+    let records: Vec<String> = (0..20_000)
+        .map(|i| format!(r#"{{"rule":{{"level":10,"description":"cut off export {i}"}}}}"#))
+        .collect();
+    std::fs::write(
+        logs.join("export.json"),
+        format!("[{}", records.join(",\n")),
+    )
+    .expect("write export");
+    let db = home.path().join("data").join("vigil.db");
+    let daemon = Daemon::start(home.path(), &logs);
+    wait_until(
+        Duration::from_secs(60),
+        "the alerts and the quarantined export",
+        || alerts(&db) >= ALERTS && !quarantined(&db).is_empty(),
+    );
+    assert_idle(&daemon, "a folder with an unclosed JSON array");
+    let q = quarantined(&db);
+    assert_eq!(q.len(), 1, "quarantined once: {q:?}");
+    assert!(q[0].0.ends_with("export.json"), "{q:?}");
+    assert!(
+        q[0].1.contains("EOF"),
+        "the reason says it ends early: {q:?}"
+    );
+}
+
+#[cfg(feature = "tui")]
 /// The TUI's activity as SIGUSR1 writes it to `vigil.log` (the terminal is the TUI's).
 fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
     kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("kill -USR1");
@@ -241,6 +289,7 @@ fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
     serde_json::from_str(&found.expect("activity line")).expect("activity is JSON")
 }
 
+#[cfg(feature = "tui")]
 #[test]
 fn idle_tui_at_80x24_neither_scans_commits_nor_redraws() {
     if !tmux::available() {

@@ -19,7 +19,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use vigil::engine::format::Format;
-use vigil::engine::tailer::{Checkpoints, Follower, TailNote};
+use vigil::engine::tailer::{Checkpoints, Follower, StoredCheckpoint, TailNote};
 
 #[derive(Default)]
 struct Store {
@@ -32,12 +32,17 @@ impl Checkpoints for Store {
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)> {
         self.checkpoints.get(file_id).copied()
     }
-    fn by_head(&mut self, head: &str) -> Option<(u64, u64)> {
+    fn by_head(&mut self, head: &str) -> Option<StoredCheckpoint> {
         self.checkpoints
             .iter()
             .filter(|(id, _)| id.ends_with(&format!(":256:{head}")))
-            .map(|(_, v)| *v)
-            .max()
+            .max_by_key(|(_, v)| **v)
+            .map(|(id, v)| StoredCheckpoint {
+                file_id: id.clone(),
+                path: String::new(),
+                offset: v.0,
+                line: v.1,
+            })
     }
 }
 

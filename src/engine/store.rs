@@ -1537,18 +1537,49 @@ pub fn checkpoint(conn: &Connection, file_id: &str) -> rusqlite::Result<Option<(
 pub struct StoredCheckpoints<'a>(pub &'a Connection);
 
 impl super::tailer::Checkpoints for StoredCheckpoints<'_> {
+    fn recent(&mut self, limit: usize) -> Vec<super::tailer::StoredCheckpoint> {
+        let rows = self
+            .0
+            .prepare(
+                "SELECT file_id, path, byte_offset, line_no FROM checkpoints
+                 ORDER BY updated_at DESC LIMIT ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([limit as i64], |r| {
+                    Ok(super::tailer::StoredCheckpoint {
+                        file_id: r.get(0)?,
+                        path: r.get(1)?,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        line: r.get::<_, i64>(3)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        rows.unwrap_or_else(|e| {
+            tracing::warn!("cannot read checkpoints to look for rotated files: {e}");
+            Vec::new()
+        })
+    }
+
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)> {
         checkpoint(self.0, file_id).ok().flatten()
     }
 
-    fn by_head(&mut self, head_hash: &str) -> Option<(u64, u64)> {
+    fn by_head(&mut self, head_hash: &str) -> Option<super::tailer::StoredCheckpoint> {
         // Identities are `dev:ino:len:hash`; only full-length heads (256 bytes) are asked for.
         self.0
             .query_row(
-                "SELECT byte_offset, line_no FROM checkpoints WHERE file_id LIKE '%:256:' || ?1
-                 ORDER BY byte_offset DESC LIMIT 1",
+                "SELECT file_id, path, byte_offset, line_no FROM checkpoints
+                 WHERE file_id LIKE '%:256:' || ?1 ORDER BY byte_offset DESC LIMIT 1",
                 [head_hash],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                |r| {
+                    Ok(super::tailer::StoredCheckpoint {
+                        file_id: r.get(0)?,
+                        path: r.get(1)?,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        line: r.get::<_, i64>(3)? as u64,
+                    })
+                },
             )
             .optional()
             .ok()

@@ -38,6 +38,9 @@ pub const ALERT_FILE_SUFFIXES: &[&str] =
 const ID_PREFIX: usize = 256;
 /// Bytes of the head given to format detection.
 const DETECT_PREFIX: usize = 64 * 1024;
+/// Bytes compared just before a position to tell a copy of a file from another file that
+/// merely begins the same way (two sensors writing the same long CSV header).
+const COMPARE_BYTES: u64 = 4096;
 /// Truncated heads remembered for adopting a rotated copy that shows up later.
 const REMEMBERED_TRUNCATIONS: usize = 256;
 
@@ -69,6 +72,14 @@ pub enum TailNote {
     Released {
         path: String,
         file_id: String,
+        offset: u64,
+    },
+    /// A file rotated away while vigil was not running, found under its new name and read on
+    /// from its checkpoint.
+    Recovered {
+        path: String,
+        file_id: String,
+        was: String,
         offset: u64,
     },
     /// A file could not be opened or read; it is retried on the next pass.
@@ -105,6 +116,15 @@ impl TailNote {
             } => {
                 json!({"event": "released", "path": path, "file_id": file_id, "offset": offset})
             }
+            TailNote::Recovered {
+                path,
+                file_id,
+                was,
+                offset,
+            } => json!({
+                "event": "recovered_rotated", "path": path, "file_id": file_id, "was": was,
+                "offset": offset,
+            }),
             TailNote::Unreadable { path, error } => {
                 json!({"event": "unreadable", "path": path, "error": error})
             }
@@ -150,6 +170,12 @@ struct Tracked {
     len_seen: u64,
     /// Still at a watched path (false once rotated away or deleted).
     present: bool,
+    /// Length at which a whole-document file was last found unfinished (an array or object
+    /// never closed), so it is parsed again only when it changes.
+    unfinished_at: Option<u64>,
+    /// Hash of the bytes just before the committed position: a later file is a copy of this
+    /// one only if it holds the same bytes there.
+    tail: Option<String>,
 }
 
 /// What a watch entry names.
@@ -289,8 +315,15 @@ impl Head {
         self.len == ID_PREFIX
     }
 
-    /// The identity text stored with checkpoints: `dev:ino:len:hash`.
-    fn file_id(&self, key: Key) -> String {
+    /// The identity text stored with checkpoints: `dev:ino:born:len:hash`. The birth time
+    /// (nanoseconds, 0 where the filesystem keeps none) tells a new file from a deleted one
+    /// whose inode it reuses: with the same head, nothing else would.
+    fn file_id(&self, key: Key, born: u128) -> String {
+        format!("{}:{}:{}:{}:{}", key.0, key.1, born, self.len, self.hash)
+    }
+
+    /// The identity as versions before birth times wrote it, to resume from their checkpoints.
+    fn legacy_file_id(&self, key: Key) -> String {
         format!("{}:{}:{}:{}", key.0, key.1, self.len, self.hash)
     }
 }
@@ -299,13 +332,42 @@ fn hash_prefix(b: &[u8]) -> String {
     super::alert::sha256_hex(b)[..16].to_string()
 }
 
+/// A checkpoint as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub file_id: String,
+    pub path: String,
+    pub offset: u64,
+    pub line: u64,
+}
+
+/// Checkpoints looked at on start-up for files rotated away while vigil was not running.
+const RECOVER_CHECKPOINTS: usize = 64;
+
 /// Where the database says files are. The tailer asks by identity, and by full-length head
 /// when a file it has never seen might be a rotated copy of one it has.
 pub trait Checkpoints {
+    /// The most recently updated checkpoints, newest first: on start-up, the files they name
+    /// are looked for under their rotated names to finish reading them.
+    fn recent(&mut self, _limit: usize) -> Vec<StoredCheckpoint> {
+        Vec::new()
+    }
     /// The committed `(offset, line)` of this exact file.
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)>;
-    /// The furthest committed `(offset, line)` of any file with this full-length head.
-    fn by_head(&mut self, head_hash: &str) -> Option<(u64, u64)>;
+    /// The furthest checkpoint of any file with this full-length head.
+    fn by_head(&mut self, head_hash: &str) -> Option<StoredCheckpoint>;
+}
+
+/// A file no longer followed, remembered so that a copy of it showing up later resumes where
+/// it had got to.
+#[derive(Debug, Clone)]
+struct Finished {
+    head: String,
+    offset: u64,
+    line: u64,
+    path: String,
+    /// Hash of the bytes before `offset` (see `Tracked::tail`).
+    tail: Option<String>,
 }
 
 /// The synchronous core of the tailer.
@@ -316,14 +378,18 @@ pub struct Follower {
     files: HashMap<Key, Tracked>,
     /// Full-length heads of files no longer followed (truncated or released), with where they
     /// had got to (oldest first): a file that appears later with that head is a copy.
-    finished: VecDeque<(String, u64, u64, String)>,
+    finished: VecDeque<Finished>,
     /// Identities whose stored checkpoint is void because the file was truncated; the writer
     /// resets them with the note, this covers the time until it has.
     reset: HashSet<String>,
-    /// Files whose heads match a tracked file: copies waiting to be adopted if the original is
-    /// truncated.
-    copies: HashMap<Key, (PathBuf, Key)>,
+    /// Files holding the same bytes as a tracked file up to their own length: copies waiting
+    /// to be adopted if the original is truncated (with their length when seen: one that
+    /// grows is not a copy after all).
+    copies: HashMap<Key, (PathBuf, Key, u64)>,
     next: usize,
+    /// Whether files rotated away while vigil was down have been looked for (once, on the
+    /// first scan).
+    recovered: bool,
 }
 
 impl Follower {
@@ -346,6 +412,7 @@ impl Follower {
             reset: HashSet::new(),
             copies: HashMap::new(),
             next: 0,
+            recovered: false,
         }
     }
 
@@ -389,6 +456,10 @@ impl Follower {
                 }),
             }
         }
+        if !self.recovered {
+            self.recovered = true;
+            self.recover_rotated(checkpoints, &mut notes);
+        }
         // Release files that left the watch set once everything in them is committed.
         let gone: Vec<Key> = self
             .files
@@ -402,7 +473,7 @@ impl Follower {
             .collect();
         for k in gone {
             if let Some(t) = self.files.remove(&k) {
-                self.remember(&t.head, t.offset, t.line_no, t.path.display().to_string());
+                self.remember(&t);
                 notes.push(TailNote::Released {
                     path: t.path.display().to_string(),
                     file_id: t.file_id,
@@ -410,9 +481,97 @@ impl Follower {
                 });
             }
         }
-        self.copies
-            .retain(|k, (p, _)| std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k));
+        self.copies.retain(|k, (p, _, len)| {
+            std::fs::metadata(&*p).is_ok_and(|m| (m.dev(), m.ino()) == *k && m.len() == *len)
+        });
         notes
+    }
+
+    /// Finish files that were rotated away (renamed out of the watch set) before their end was
+    /// read, while vigil was not running: a checkpoint names the device, inode and head, so
+    /// the file is looked for beside its old path and in the watched directories, and read on
+    /// from the checkpoint to its end.
+    fn recover_rotated(&mut self, checkpoints: &mut dyn Checkpoints, notes: &mut Vec<TailNote>) {
+        let watched = watch_dirs(&self.watch);
+        for cp in checkpoints.recent(RECOVER_CHECKPOINTS) {
+            let Some(key) = key_of(&cp.file_id) else {
+                continue;
+            };
+            if self.files.contains_key(&key) || self.copies.contains_key(&key) {
+                continue;
+            }
+            let beside = Path::new(&cp.path).parent().map(Path::to_path_buf);
+            let Some(path) = beside
+                .iter()
+                .chain(watched.iter())
+                .find_map(|dir| find_inode(dir, key))
+            else {
+                continue;
+            };
+            let Ok(mut file) = File::open(&path) else {
+                continue;
+            };
+            // Same inode and same head: the very file the checkpoint speaks of.
+            let same = Head::of(&mut file)
+                .ok()
+                .flatten()
+                .is_some_and(|h| h.file_id(key, born(&file)) == cp.file_id);
+            let unread = file.metadata().is_ok_and(|m| m.len() > cp.offset);
+            if !same || !unread {
+                continue;
+            }
+            match self.open(&path, key, checkpoints, notes) {
+                Ok(()) => {
+                    if let Some(t) = self.files.get_mut(&key) {
+                        // Outside the watch set: released once read to its end.
+                        t.present = discover(&self.watch).contains(&path);
+                        notes.push(TailNote::Recovered {
+                            path: path.display().to_string(),
+                            file_id: t.file_id.clone(),
+                            was: cp.path.clone(),
+                            offset: t.offset,
+                        });
+                    }
+                }
+                Err(e) => notes.push(TailNote::Unreadable {
+                    path: path.display().to_string(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+    }
+
+    /// Whether a new file is a rotated copy of the file an earlier run's checkpoint speaks of.
+    /// Only the head is known of that file, and two sensors may share a head, so device,
+    /// inode and birth time decide first: while the file of that checkpoint is still there
+    /// and unchanged, the new one is another file, read from its start. Once it is gone or
+    /// truncated, the new file is taken for its copy if it has a line end just before the
+    /// checkpoint (reading it again from the start would duplicate everything).
+    fn copy_of_earlier_run(&self, file: &File, cp: &StoredCheckpoint) -> bool {
+        let Some(key) = key_of(&cp.file_id) else {
+            return false;
+        };
+        let mut dirs = watch_dirs(&self.watch);
+        dirs.extend(Path::new(&cp.path).parent().map(Path::to_path_buf));
+        let intact = |mut f: File| {
+            let head = Head::of(&mut f).ok().flatten();
+            head.is_some_and(|h| h.file_id(key, born(&f)) == cp.file_id)
+                && f.metadata().is_ok_and(|m| m.len() >= cp.offset)
+        };
+        let original_intact = self.files.values().any(|t| t.file_id == cp.file_id)
+            || dirs
+                .iter()
+                .filter_map(|d| find_inode(d, key))
+                .filter_map(|p| File::open(p).ok())
+                .any(intact);
+        if original_intact {
+            return false;
+        }
+        let mut f = match file.try_clone() {
+            Ok(f) => f,
+            Err(_) => return false,
+        };
+        cp.offset == 0 || read_at(&mut f, cp.offset - 1, 1).is_ok_and(|b| b.as_slice() == b"\n")
     }
 
     fn open(
@@ -426,35 +585,53 @@ impl Follower {
         let Some(head) = Head::of(&mut file)? else {
             return Ok(());
         };
-        let file_id = head.file_id(key);
+        let file_id = head.file_id(key, born(&file));
         let stored = if self.reset.contains(&file_id) {
             Some((0, 0))
         } else {
             checkpoints.get(&file_id)
         };
         let mut initial = (0, 0);
-        if stored.is_none() && head.full() {
-            // A copy of a file still being followed: everything in it is also in the original,
-            // so it is read only once the original is truncated or gone.
+        if stored.is_none() {
+            if let Some(legacy) = checkpoints.get(&head.legacy_file_id(key)) {
+                initial = legacy;
+            }
+        }
+        if stored.is_none() && initial == (0, 0) && head.full() {
+            // A copy of a file still being followed (the same bytes up to its own end, not
+            // just the same head): everything in it is also in the original, so it is read
+            // only once the original is truncated or gone.
+            let len = file.metadata()?.len();
+            let window = window_hash(&file, len);
             if let Some(orig) = self
                 .files
                 .iter()
-                .find(|(_, t)| t.head == head)
+                .filter(|(_, t)| t.head == head)
+                .find(|(_, t)| {
+                    t.file.metadata().is_ok_and(|m| m.len() >= len)
+                        && window.is_some()
+                        && window_hash(&t.file, len) == window
+                })
                 .map(|(k, _)| *k)
             {
-                self.copies.insert(key, (path.to_path_buf(), orig));
+                self.copies.insert(key, (path.to_path_buf(), orig, len));
                 return Ok(());
             }
             let remembered = self
                 .finished
                 .iter()
-                .rposition(|(h, ..)| *h == head.hash)
+                .rposition(|f| {
+                    f.head == head.hash
+                        && f.tail.is_some()
+                        && window_hash(&file, f.offset) == f.tail
+                })
                 .and_then(|i| self.finished.remove(i))
-                .map(|(_, o, l, from)| (o, l, from));
+                .map(|f| (f.offset, f.line, f.path));
             let adopted = remembered.or_else(|| {
                 checkpoints
                     .by_head(&head.hash)
-                    .map(|(o, l)| (o, l, "(earlier run)".to_string()))
+                    .filter(|cp| self.copy_of_earlier_run(&file, cp))
+                    .map(|cp| (cp.offset, cp.line, "(earlier run)".to_string()))
             });
             if let Some((offset, line, from)) = adopted {
                 let len = file.metadata()?.len();
@@ -476,6 +653,7 @@ impl Follower {
         let detect = read_at(&mut file, 0, DETECT_PREFIX)?;
         let format = FileFormat::detect_with(&detect, self.forced, &self.settings);
         let len = file.metadata()?.len();
+        let tail = window_hash(&file, offset);
         tracing::info!(path = %path.display(), offset, "following");
         self.files.insert(
             key,
@@ -492,6 +670,8 @@ impl Follower {
                 initial_offset: initial.0,
                 len_seen: len,
                 present: true,
+                unfinished_at: None,
+                tail,
             },
         );
         Ok(())
@@ -516,39 +696,38 @@ impl Follower {
                     new_len: len,
                     unread_bytes: t.len_seen.saturating_sub(t.offset),
                 });
-                truncated.push((
-                    *k,
-                    t.head.clone(),
-                    t.offset,
-                    t.line_no,
-                    t.path.display().to_string(),
-                ));
+                truncated.push(*k);
             } else {
                 t.len_seen = t.len_seen.max(len);
             }
         }
-        for (k, head, offset, line, path) in truncated {
+        for k in truncated {
             // The truncated inode is a new file from now on: it is opened afresh at zero. A
             // waiting rotated copy, or one that appears later, resumes where it had got to.
+            self.copies.retain(|_, (_, orig, _)| *orig != k);
             if let Some(t) = self.files.remove(&k) {
+                self.remember(&t);
                 self.reset.insert(t.file_id);
             }
-            self.copies.retain(|_, (_, orig)| *orig != k);
-            self.remember(&head, offset, line, path);
         }
     }
 
-    fn remember(&mut self, head: &Head, offset: u64, line: u64, path: String) {
-        if head.full() {
-            self.finished
-                .push_back((head.hash.clone(), offset, line, path));
+    fn remember(&mut self, t: &Tracked) {
+        if t.head.full() {
+            self.finished.push_back(Finished {
+                head: t.head.hash.clone(),
+                offset: t.offset,
+                line: t.line_no,
+                path: t.path.display().to_string(),
+                tail: t.tail.clone(),
+            });
         }
         while self.finished.len() > REMEMBERED_TRUNCATIONS {
             self.finished.pop_front();
         }
         // A copy waiting on a file that is gone can now be opened (and adopted).
         let live: HashSet<Key> = self.files.keys().copied().collect();
-        self.copies.retain(|_, (_, orig)| live.contains(orig));
+        self.copies.retain(|_, (_, orig, _)| live.contains(orig));
     }
 
     /// The next chunk of complete records from some file (files take turns), at most `max`
@@ -578,6 +757,7 @@ impl Follower {
         if let Some(t) = self.files.get_mut(&key) {
             t.offset = to_offset;
             t.line_no = to_line;
+            t.tail = window_hash(&t.file, to_offset);
             if t.read_offset < to_offset {
                 t.read_offset = to_offset;
                 t.read_line = to_line;
@@ -597,6 +777,43 @@ impl Follower {
             t.read_line = t.line_no;
         }
     }
+}
+
+/// When the file was created, in nanoseconds since the epoch; 0 where unknown.
+fn born(file: &File) -> u128 {
+    file.metadata()
+        .and_then(|m| m.created())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `(device, inode)` from an identity `dev:ino:born:len:hash`.
+fn key_of(file_id: &str) -> Option<Key> {
+    let mut parts = file_id.split(':');
+    let dev = parts.next()?.parse().ok()?;
+    let ino = parts.next()?.parse().ok()?;
+    Some((dev, ino))
+}
+
+/// The file in `dir` (not below it) with this device and inode, under whatever name.
+fn find_inode(dir: &Path, key: Key) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == key)
+        })
+}
+
+/// Hash of the `COMPARE_BYTES` (or fewer, from the start) ending at `end`; `None` when the
+/// file is shorter than `end` or cannot be read.
+fn window_hash(file: &File, end: u64) -> Option<String> {
+    let start = end.saturating_sub(COMPARE_BYTES);
+    let mut f = file.try_clone().ok()?;
+    let b = read_at(&mut f, start, (end - start) as usize).ok()?;
+    (b.len() as u64 == end - start).then(|| hash_prefix(&b))
 }
 
 fn has_complete_line_after(file: &File, offset: u64, len: u64) -> bool {
@@ -636,10 +853,16 @@ fn read_chunk(key: Key, t: &mut Tracked, max: usize) -> std::io::Result<Option<C
         if len == t.read_offset || len == 0 {
             return Ok(None);
         }
+        // Unfinished at this very length on the last look, and unchanged since: its writer
+        // is done with it. It is handed over once as it is, for the pipeline to quarantine
+        // with its parse error, and read again only if it changes.
+        let stalled = t.unfinished_at == Some(len);
         let doc = read_at(&mut t.file, 0, len as usize)?;
-        if !document_complete(&doc) {
+        if !stalled && !document_complete(&doc) {
+            t.unfinished_at = Some(len);
             return Ok(None);
         }
+        t.unfinished_at = None;
         let from = t.read_offset;
         t.read_offset = doc.len() as u64;
         return Ok(Some(t.chunk(key, from, Vec::new(), Some(doc))));

@@ -1,0 +1,96 @@
+//! Two sensors writing CSV with the same long header into one watched folder: the real daemon
+//! stores every row of both, and a third sensor started after a restart is read from its start.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn csv(sensor: u64, rows: u64) -> String {
+    let extra: Vec<String> = (0..12)
+        .map(|i| format!("sensor_extra_column_{i:02}"))
+        .collect();
+    let mut text = format!(
+        "timestamp,src_ip,src_port,dest_ip,dest_port,proto,signature_id,signature,category,severity,host,{}\n",
+        extra.join(",")
+    );
+    for i in 0..rows {
+        text.push_str(&format!(
+            "2022-02-16T14:33:{:02}.000000+0000,10.{sensor}.0.{i},5000,40.110.35.23,80,TCP,58990,SENSOR {sensor} alert {i},A Network Trojan was detected,1,sensor{sensor}{}\n",
+            i % 60,
+            ",".repeat(12)
+        ));
+    }
+    text
+}
+
+fn alerts(db: &Path) -> i64 {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return 0;
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(home: &Path, watch: &Path) -> Daemon {
+        Daemon(
+            Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .args(["daemon", "--watch"])
+                .arg(watch)
+                .env("VIGIL_DATA", home.join("data"))
+                .env("VIGIL_CONFIG", home.join("config"))
+                .env("VIGIL_CACHE", home.join("cache"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start vigil daemon"),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn csv_sensors_with_the_same_long_header_are_all_stored() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let db = home.path().join("data").join("vigil.db");
+    std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
+    std::fs::write(logs.join("sensor2.csv"), csv(2, 10)).expect("write");
+    let daemon = Daemon::start(home.path(), &logs);
+    wait_until(
+        Duration::from_secs(60),
+        "20 alerts from two sensors",
+        || alerts(&db) >= 20,
+    );
+    drop(daemon);
+
+    // After a restart, a third sensor with the same header, its first rows included.
+    std::fs::write(logs.join("sensor3.csv"), csv(3, 15)).expect("write");
+    let _daemon = Daemon::start(home.path(), &logs);
+    wait_until(
+        Duration::from_secs(60),
+        "35 alerts from three sensors",
+        || alerts(&db) >= 35,
+    );
+    assert_eq!(alerts(&db), 35, "each row once");
+}
