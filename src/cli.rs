@@ -943,6 +943,7 @@ fn bench_score_cmd(
 }
 
 fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCode, Failure> {
+    use crate::engine::normalize::Parsed;
     let m = setup.model(model).map_err(|e| Failure::Runtime(e.into()))?;
     m.check_features(features::FEATURES)
         .map_err(|e| Failure::Runtime(e.into()))?;
@@ -951,47 +952,49 @@ fn score_cmd(setup: &Setup, model: Option<&Path>, file: &Path) -> Result<ExitCod
         .config
         .format_settings()
         .map_err(|e| Failure::Usage(e.0))?;
-    let mut records = AlertFile::open(file, crate::engine::format::Format::Auto, &formats)
-        .with_context(|| format!("{}: cannot read", file.display()))?;
-    let format = records.format().clone();
-    // Parse everything first: incident size and rate need the whole file in time order.
-    let parsed: Vec<(u64, Result<Option<crate::engine::alert::Alert>, String>)> = records
-        .by_ref()
-        .filter(|r| r.refused.is_some() || !r.bytes.iter().all(u8::is_ascii_whitespace))
-        .map(|r| {
-            let v = match format.parse_record(&r) {
-                Ok(crate::engine::normalize::Parsed::Alert(a, _)) => Ok(Some(*a)),
-                Ok(crate::engine::normalize::Parsed::Skipped) => Ok(None),
-                Err(e) => Err(format!("{}:{}: {}", file.display(), r.line_no, e.0)),
-            };
-            (r.line_no, v)
-        })
-        .collect();
-    let alerts: Vec<&crate::engine::alert::Alert> = parsed
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().and_then(Option::as_ref))
-        .collect();
-    let mut figures =
-        incident::figures_in_time_order(&alerts, &setup.config.incidents.rules).into_iter();
+    let open = || {
+        AlertFile::open(file, crate::engine::format::Format::Auto, &formats)
+            .with_context(|| format!("{}: cannot read", file.display()))
+    };
+    let non_blank = |r: &crate::engine::pipeline::RawLine| {
+        r.refused.is_some() || !r.bytes.iter().all(u8::is_ascii_whitespace)
+    };
+    // Incident size and rate need the whole file in time order: a first pass places every
+    // alert (time and incident key only), the second scores them as it reads them again.
+    let rules = &setup.config.incidents.rules;
+    let mut placements = incident::Placements::default();
+    let mut first = open()?;
+    let format = first.format().clone();
+    let mut records = 0usize;
+    for r in first.by_ref().filter(non_blank) {
+        records += 1;
+        if let Ok(Parsed::Alert(a, _)) = format.parse_record(&r) {
+            placements.add(rules, &a);
+        }
+    }
+    let mut figures = placements.figures().into_iter();
+    let mut second = open()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (line_no, r) in &parsed {
-        let v = match r {
-            Ok(Some(a)) => {
+    for r in second.by_ref().filter(non_blank).take(records) {
+        let v = match format.parse_record(&r) {
+            Ok(Parsed::Alert(a, _)) => {
+                // The file changed between the passes: score with what was placed.
                 let f = figures
                     .next()
-                    .ok_or_else(|| anyhow!("incident figures ran out"))?;
-                let s = scorer.score(a, &FeatureContext::with_incident(f));
-                serde_json::json!({"line": line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
+                    .unwrap_or(crate::engine::incident::IncidentFigures::ALONE);
+                let s = scorer.score(&a, &FeatureContext::with_incident(f));
+                serde_json::json!({"line": r.line_no, "rule": {"name": a.rule_name}, "event": {"module": a.module},
                                    "vigil": store::score_json(&s)})
             }
-            Ok(None) => continue,
-            Err(e) => serde_json::json!({"line": line_no, "error": e}),
+            Ok(Parsed::Skipped) => continue,
+            Err(e) => serde_json::json!({"line": r.line_no,
+                                         "error": format!("{}:{}: {}", file.display(), r.line_no, e.0)}),
         };
         print_json_line(&mut out, &v)?;
     }
     out.flush().map_err(anyhow::Error::from)?;
-    Ok(read_to_end(file, &records))
+    Ok(read_to_end(file, &first))
 }
 
 /// Exit 0 when `file` was read to its end, else say why not on stderr and exit 1.

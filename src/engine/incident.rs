@@ -195,16 +195,66 @@ impl IncidentTracker {
 /// Figures for a set of alerts read from files (training, `vigil score`): alerts are taken in
 /// time order, as a tailer following the producer would have stored them.
 pub fn figures_in_time_order(alerts: &[&Alert], rules: &[IncidentRule]) -> Vec<IncidentFigures> {
-    let mut order: Vec<usize> = (0..alerts.len()).collect();
-    order.sort_by_key(|i| alerts[*i].timestamp);
-    let mut tracker = IncidentTracker::new();
-    let mut out = vec![IncidentFigures::ALONE; alerts.len()];
-    for i in order {
-        if let Some((key, window)) = group(rules, alerts[i]) {
-            out[i] = tracker.observe(&key, alerts[i].timestamp, window);
-        }
+    let mut placements = Placements::default();
+    for a in alerts {
+        placements.add(rules, a);
     }
-    out
+    placements.figures()
+}
+
+/// Where each alert of a file falls for incident figures (its time, and its incident key and
+/// window when a rule groups it), kept without the alerts themselves so a file of any size
+/// can be placed in one pass and scored in a second.
+#[derive(Debug, Default)]
+pub struct Placements {
+    keys: HashMap<String, u32>,
+    alerts: Vec<Placed>,
+}
+
+/// One alert's time, and its incident key (an index into `keys`) and window when grouped.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    at: DateTime<Utc>,
+    group: Option<(u32, Duration)>,
+}
+
+impl Placements {
+    /// Place the next alert.
+    pub fn add(&mut self, rules: &[IncidentRule], a: &Alert) {
+        let grouped = group(rules, a).map(|(key, window)| {
+            let next = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+            (*self.keys.entry(key).or_insert(next), window)
+        });
+        self.alerts.push(Placed {
+            at: a.timestamp,
+            group: grouped,
+        });
+    }
+
+    /// Alerts placed so far.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// True when no alert was placed.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Each placed alert's figures, in the order they were placed.
+    pub fn figures(&self) -> Vec<IncidentFigures> {
+        let mut order: Vec<usize> = (0..self.alerts.len()).collect();
+        order.sort_by_key(|i| self.alerts[*i].at);
+        let mut tracker = IncidentTracker::new();
+        let mut out = vec![IncidentFigures::ALONE; self.alerts.len()];
+        for i in order {
+            let Placed { at, group } = self.alerts[i];
+            if let Some((key, window)) = group {
+                out[i] = tracker.observe(&key.to_string(), at, window);
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ type Source = Box<dyn BufRead + Send>;
 
 enum Records {
     Lines(LineReader<Source>),
-    Document(DocumentReader<Source>),
+    Document(Box<DocumentReader<Source>>),
     Done,
 }
 
@@ -95,7 +95,12 @@ impl AlertFile {
         let records = if format.is_line_oriented() {
             Records::Lines(LineReader::new(src, 0, 1, limit, LastLine::Whole))
         } else {
-            Records::Document(DocumentReader::new(src, 0, limit, settings.max_depth))
+            Records::Document(Box::new(DocumentReader::new(
+                src,
+                0,
+                limit,
+                settings.max_depth,
+            )))
         };
         AlertFile {
             format,

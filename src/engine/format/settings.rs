@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 pub struct IngestConfig {
     /// Longest line (or record of a JSON document) parsed; longer ones are quarantined.
     pub max_record_bytes: usize,
-    /// Largest whole-document file (a pretty-printed JSON array) read at once.
+    /// Largest JSON document the live tailer reads whole (`vigil ingest` streams documents).
     pub max_document_bytes: usize,
     /// Deepest JSON nesting accepted (at most 128, serde_json's own limit).
     pub max_depth: usize,

@@ -234,10 +234,9 @@ impl<R: BufRead> DocumentReader<R> {
             self.whole = Some(Pending::new(self.offset, self.line_no));
         }
         let in_records = self.stack.last().is_some_and(|f| f.records);
-        if structural && in_records && self.record.is_none() {
-            if !(b.is_ascii_whitespace() || b == b',' || b == b']') {
-                self.record = Some(Pending::new(self.offset, self.line_no));
-            }
+        let starts_record = !(b.is_ascii_whitespace() || b == b',' || b == b']');
+        if structural && in_records && self.record.is_none() && starts_record {
+            self.record = Some(Pending::new(self.offset, self.line_no));
         }
         let ends_record = structural && in_records && (b == b',' || b == b']');
         if ends_record {
