@@ -156,6 +156,7 @@ fn an_unchanged_destination_runs_as_approved() {
 
 /// The same refusal in the TUI at 80x24: the actions pane shows the destination the approver
 /// is agreeing to, and after approving under the moved configuration it shows REFUSED and why.
+#[cfg(feature = "tui")]
 #[test]
 fn the_tui_shows_the_destination_and_the_refusal() {
     if !tmux::available() {

@@ -275,6 +275,7 @@ fn a_trained_forest_file_escapes_hostile_feature_names() {
     );
 }
 
+#[cfg(feature = "tui")]
 #[test]
 fn the_queue_shows_invisible_format_characters_as_visible_escapes() {
     if !tmux::available() {

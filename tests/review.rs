@@ -130,6 +130,7 @@ fn exported_alerts(home: &Path, db: &Path) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
+#[cfg(feature = "tui")]
 #[test]
 fn review_shows_a_read_only_case_and_refuses_every_decision() {
     if !tmux::available() {

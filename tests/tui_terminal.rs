@@ -1,4 +1,5 @@
 //! The real binary in a real terminal at 80x24: what an analyst sees on start and that `q` quits.
+#![cfg(feature = "tui")]
 
 #[path = "common/tmux.rs"]
 mod tmux;
