@@ -4,6 +4,10 @@
 //! stored exactly once: the rotated file is found by its inode beside the old name and read on
 //! from its checkpoint.
 
+#[cfg(feature = "tui")]
+#[path = "common/tmux.rs"]
+mod tmux;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::Write;
@@ -111,4 +115,107 @@ fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
         "SELECT count(*) FROM audit WHERE detail LIKE '%recovered_rotated%'",
     );
     assert!(recovered >= 1, "the recovery is in the audit trail");
+}
+
+/// The rotated file is gone for good (compressed or deleted while vigil was down): the restart
+/// cannot finish it, so it says so once, in the audit trail with how far the file was read and
+/// how many bytes it had seen beyond that, and on the analyst's screen.
+#[test]
+fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let db = home.path().join("data").join("vigil.db");
+    let eve = logs.join("eve.json");
+    let alerts = || query(&db, "SELECT count(*) FROM alerts");
+    let lost = || {
+        query(
+            &db,
+            "SELECT count(*) FROM audit WHERE kind = 'tail_event' AND detail LIKE '%\"lost_rotated\"%'",
+        )
+    };
+
+    append(&eve, 0..200);
+    let read_to = std::fs::metadata(&eve).expect("eve.json").len() as i64;
+    let daemon = Daemon::start(home.path(), &eve);
+    wait_until(Duration::from_secs(60), "the first alerts", || {
+        alerts() >= 200
+    });
+
+    daemon.signal(Signal::SIGSTOP);
+    append(&eve, 200..1200);
+    let rotated = logs.join("eve.json.1");
+    std::fs::rename(&eve, &rotated).expect("rotate");
+    std::fs::remove_file(&rotated).expect("the rotated file is gone");
+    append(&eve, 1200..1300);
+    daemon.signal(Signal::SIGKILL);
+    drop(daemon);
+
+    let restarted = Daemon::start(home.path(), &eve);
+    wait_until(
+        Duration::from_secs(120),
+        "the new file and the report",
+        || alerts() >= 300 && lost() >= 1,
+    );
+    drop(restarted);
+    assert_eq!(alerts(), 300, "the new file's 100 alerts once each");
+    assert_eq!(lost(), 1, "reported once");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let detail: String = conn
+        .query_row(
+            "SELECT detail FROM audit WHERE detail LIKE '%\"lost_rotated\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the lost_rotated record");
+    let detail: serde_json::Value = serde_json::from_str(&detail).expect("json");
+    assert_eq!(detail["path"], eve.display().to_string(), "{detail}");
+    assert_eq!(detail["read_to"], read_to, "{detail}");
+
+    // Another restart does not report it again.
+    let again = Daemon::start(home.path(), &eve);
+    append(&eve, 1300..1310);
+    wait_until(Duration::from_secs(60), "ten more alerts", || {
+        alerts() >= 310
+    });
+    drop(again);
+    assert_eq!(lost(), 1, "reported once, not on every start");
+
+    #[cfg(feature = "tui")]
+    shows_on_screen(home.path(), &db);
+}
+
+/// The analyst who opens the queue afterwards sees which file could not be finished.
+#[cfg(feature = "tui")]
+fn shows_on_screen(home: &Path, db: &Path) {
+    if !tmux::available() {
+        eprintln!("tmux is not installed: the terminal tests need it (apt-get install tmux)");
+        return;
+    }
+    let dir = |d: &str| home.join(d).display().to_string();
+    let t = tmux::Tmux::start(
+        &[
+            env!("CARGO_BIN_EXE_vigil"),
+            "--db",
+            &db.display().to_string(),
+        ],
+        &[
+            ("VIGIL_DATA", &dir("data")),
+            ("VIGIL_CONFIG", &dir("config")),
+            ("VIGIL_CACHE", &dir("cache")),
+        ],
+        home,
+        80,
+        24,
+    );
+    let screen = t.wait_text("eve.json", Duration::from_secs(60));
+    assert!(
+        screen
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("eve.json not found")),
+        "the header names the file: {screen}"
+    );
+    t.keys(&["q"]);
+    t.wait_exit(Duration::from_secs(30));
 }

@@ -79,7 +79,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     path TEXT NOT NULL,
     byte_offset INTEGER NOT NULL,
     line_no INTEGER NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    -- File length at the last commit: what an analyst is told was never read if the file
+    -- goes missing before its end.
+    len_seen INTEGER NOT NULL DEFAULT 0,
+    -- following: may still have bytes to read; released: read to its end and let go;
+    -- lost: gone before its end, reported once.
+    state TEXT NOT NULL DEFAULT 'following'
 );
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY,
@@ -218,6 +224,8 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("actions", "runner", "TEXT"),
         ("actions", "escalated", "INTEGER NOT NULL DEFAULT 0"),
         ("actions", "destination", "TEXT"),
+        ("checkpoints", "len_seen", "INTEGER NOT NULL DEFAULT 0"),
+        ("checkpoints", "state", "TEXT NOT NULL DEFAULT 'following'"),
     ];
     for (table, column, decl) in ADDED {
         let present: bool = conn
@@ -326,6 +334,29 @@ pub struct Checkpoint {
     pub initial_offset: u64,
     pub to_offset: u64,
     pub to_line: u64,
+    /// The file's length when the batch was read.
+    pub len_seen: u64,
+}
+
+/// How far following a file has got, as its checkpoint row keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointState {
+    /// It may still have bytes to read: after a restart it is looked for if it moved.
+    Following,
+    /// Read to its end and let go.
+    Released,
+    /// Gone before its end was read; reported once.
+    Lost,
+}
+
+impl CheckpointState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointState::Following => "following",
+            CheckpointState::Released => "released",
+            CheckpointState::Lost => "lost",
+        }
+    }
 }
 
 /// Lines from one file (or one pass), processed and ready to commit together.
@@ -809,6 +840,19 @@ fn ingest(
                 params![note["file_id"].as_str(), t],
             )?;
         }
+        // A file read to its end needs no looking for after a restart; one that went missing
+        // before its end is reported once.
+        let settled = match note["event"].as_str() {
+            Some("released") => Some(CheckpointState::Released),
+            Some("lost_rotated") => Some(CheckpointState::Lost),
+            _ => None,
+        };
+        if let Some(state) = settled {
+            tx.execute(
+                "UPDATE checkpoints SET state = ?2, updated_at = ?3 WHERE file_id = ?1",
+                params![note["file_id"].as_str(), state.as_str(), now()],
+            )?;
+        }
         if note["event"] == "adopted_copy" {
             // The copy's position is where its original had got to: record it now, so a restart
             // before the copy has anything new still resumes there.
@@ -839,9 +883,11 @@ fn ingest(
             return Ok(IngestOutcome::Conflict { stored });
         }
         tx.execute(
-            "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(file_id) DO UPDATE SET path = ?2, byte_offset = ?3, line_no = ?4, updated_at = ?5",
-            params![cp.file_id, cp.path, cp.to_offset as i64, cp.to_line as i64, now()],
+            "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at, len_seen, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(file_id) DO UPDATE SET path = ?2, byte_offset = ?3, line_no = ?4,
+                 updated_at = ?5, len_seen = max(len_seen, ?6), state = ?7",
+            params![cp.file_id, cp.path, cp.to_offset as i64, cp.to_line as i64, now(), cp.len_seen as i64, CheckpointState::Following.as_str()],
         )?;
     }
     let ingested_at = now();
@@ -1278,13 +1324,34 @@ pub struct QueueRow {
 }
 
 /// Counts for the status bar.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub alerts: u64,
     pub quarantined: u64,
     pub pending_actions: u64,
     pub incidents: u64,
+    /// Files that went missing before their end was read, in the last day.
+    #[serde(default)]
+    pub lost_files: u64,
+    /// The latest of them.
+    #[serde(default)]
+    pub last_lost: Option<LostFile>,
 }
+
+/// A followed file that went missing (rotated away and deleted while vigil was stopped) before
+/// its end was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostFile {
+    /// The name it was followed under.
+    pub path: String,
+    /// Bytes read and stored from its start.
+    pub read_to: u64,
+    /// Bytes vigil had seen in it beyond that; anything written after its last look is unknown.
+    pub unread_bytes: u64,
+}
+
+/// How long a lost file stays on the analyst's screen: one shift and the next.
+const LOST_FILE_SHOWN: ChronoDuration = ChronoDuration::hours(24);
 
 /// Everything the detail panes show for one alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1309,7 +1376,22 @@ pub struct AlertDetail {
 /// # Errors
 /// SQLite errors.
 pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
-    conn.query_row(
+    let since = ts(&(Utc::now() - LOST_FILE_SHOWN));
+    let lost: Vec<LostFile> = conn
+        .prepare_cached(
+            "SELECT path, byte_offset, len_seen FROM checkpoints
+             WHERE state = ?1 AND updated_at >= ?2 ORDER BY updated_at DESC",
+        )?
+        .query_map(params![CheckpointState::Lost.as_str(), since], |r| {
+            let read_to = r.get::<_, i64>(1)? as u64;
+            Ok(LostFile {
+                path: r.get(0)?,
+                read_to,
+                unread_bytes: (r.get::<_, i64>(2)? as u64).saturating_sub(read_to),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let totals = conn.query_row(
         "SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM quarantine),
                 (SELECT count(*) FROM actions WHERE status = 'proposed'), (SELECT count(*) FROM incidents)",
         [],
@@ -1319,9 +1401,12 @@ pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
                 quarantined: r.get::<_, i64>(1)? as u64,
                 pending_actions: r.get::<_, i64>(2)? as u64,
                 incidents: r.get::<_, i64>(3)? as u64,
+                lost_files: lost.len() as u64,
+                last_lost: lost.first().cloned(),
             })
         },
-    )
+    )?;
+    Ok(totals)
 }
 
 /// One page of the queue, highest risk first (unscored last), newest first within a risk.
@@ -1542,7 +1627,7 @@ impl super::tailer::Checkpoints for StoredCheckpoints<'_> {
             .0
             .prepare(
                 "SELECT file_id, path, byte_offset, line_no FROM checkpoints
-                 ORDER BY updated_at DESC LIMIT ?1",
+                 WHERE state = 'following' ORDER BY updated_at DESC LIMIT ?1",
             )
             .and_then(|mut st| {
                 st.query_map([limit as i64], |r| {
@@ -1563,6 +1648,19 @@ impl super::tailer::Checkpoints for StoredCheckpoints<'_> {
 
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)> {
         checkpoint(self.0, file_id).ok().flatten()
+    }
+
+    fn seen_len(&mut self, file_id: &str) -> Option<u64> {
+        self.0
+            .query_row(
+                "SELECT len_seen FROM checkpoints WHERE file_id = ?1",
+                [file_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .map(|n| n as u64)
     }
 
     fn by_head(&mut self, head_hash: &str) -> Option<super::tailer::StoredCheckpoint> {

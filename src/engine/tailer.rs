@@ -82,6 +82,17 @@ pub enum TailNote {
         was: String,
         offset: u64,
     },
+    /// A file rotated away while vigil was not running and not found anywhere it could have
+    /// gone (deleted, or compressed under another inode): what was not read is lost. Anything
+    /// written to it after vigil's last look cannot be counted.
+    Lost {
+        path: String,
+        file_id: String,
+        /// Bytes read and stored from its start.
+        read_to: u64,
+        /// Its length at vigil's last look.
+        len_seen: u64,
+    },
     /// A file could not be opened or read; it is retried on the next pass.
     Unreadable { path: String, error: String },
 }
@@ -125,6 +136,16 @@ impl TailNote {
                 "event": "recovered_rotated", "path": path, "file_id": file_id, "was": was,
                 "offset": offset,
             }),
+            TailNote::Lost {
+                path,
+                file_id,
+                read_to,
+                len_seen,
+            } => json!({
+                "event": "lost_rotated", "path": path, "file_id": file_id, "read_to": read_to,
+                "len_seen": len_seen, "unread_bytes": len_seen.saturating_sub(*read_to),
+                "unknown": "bytes written after vigil's last look",
+            }),
             TailNote::Unreadable { path, error } => {
                 json!({"event": "unreadable", "path": path, "error": error})
             }
@@ -145,6 +166,8 @@ pub struct Chunk {
     pub initial_offset: u64,
     pub to_offset: u64,
     pub to_line: u64,
+    /// The file's length when the chunk was read.
+    pub len_seen: u64,
     pub format: FileFormat,
     pub lines: Vec<RawLine>,
     /// The whole file, for formats read as one document.
@@ -192,6 +215,20 @@ impl WatchSpec {
             WatchSpec::Glob(s.into_owned())
         } else {
             WatchSpec::Path(p.to_path_buf())
+        }
+    }
+
+    /// Whether `path` is a file this entry follows (whether or not it exists now).
+    fn names(&self, path: &Path) -> bool {
+        match self {
+            WatchSpec::Path(p) if p.is_dir() => {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                path.parent() == Some(p.as_path())
+                    && !name.starts_with('.')
+                    && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
+            }
+            WatchSpec::Path(p) => p == path,
+            WatchSpec::Glob(g) => glob::Pattern::new(g).is_ok_and(|g| g.matches_path(path)),
         }
     }
 
@@ -356,6 +393,11 @@ pub trait Checkpoints {
     fn get(&mut self, file_id: &str) -> Option<(u64, u64)>;
     /// The furthest checkpoint of any file with this full-length head.
     fn by_head(&mut self, head_hash: &str) -> Option<StoredCheckpoint>;
+    /// The file's length at the last commit, to say how much was never read when it goes
+    /// missing.
+    fn seen_len(&mut self, _file_id: &str) -> Option<u64> {
+        None
+    }
 }
 
 /// A file no longer followed, remembered so that a copy of it showing up later resumes where
@@ -497,27 +539,48 @@ impl Follower {
             let Some(key) = key_of(&cp.file_id) else {
                 continue;
             };
-            if self.files.contains_key(&key) || self.copies.contains_key(&key) {
+            // Only files this watch set follows: a case database opened elsewhere names files
+            // that were never this run's to finish.
+            let watched_name = self
+                .watch
+                .iter()
+                .any(|w| WatchSpec::parse(w).names(Path::new(&cp.path)));
+            if !watched_name {
+                continue;
+            }
+            // Followed already under this identity, or a copy of a followed file. An inode
+            // number reused by a new file is not the file the checkpoint speaks of.
+            let followed = self
+                .files
+                .get(&key)
+                .is_some_and(|t| t.file_id == cp.file_id);
+            if followed || self.copies.contains_key(&key) {
                 continue;
             }
             let beside = Path::new(&cp.path).parent().map(Path::to_path_buf);
-            let Some(path) = beside
+            // Same inode and same head: the very file the checkpoint speaks of.
+            let found = beside
                 .iter()
                 .chain(watched.iter())
-                .find_map(|dir| find_inode(dir, key))
-            else {
+                .filter_map(|dir| find_inode(dir, key))
+                .find_map(|path| {
+                    let mut file = File::open(&path).ok()?;
+                    let head = Head::of(&mut file).ok().flatten()?;
+                    (head.file_id(key, born(&file)) == cp.file_id).then_some((path, file))
+                });
+            let Some((path, file)) = found else {
+                notes.push(TailNote::Lost {
+                    path: cp.path.clone(),
+                    file_id: cp.file_id.clone(),
+                    read_to: cp.offset,
+                    len_seen: checkpoints
+                        .seen_len(&cp.file_id)
+                        .unwrap_or(0)
+                        .max(cp.offset),
+                });
                 continue;
             };
-            let Ok(mut file) = File::open(&path) else {
-                continue;
-            };
-            // Same inode and same head: the very file the checkpoint speaks of.
-            let same = Head::of(&mut file)
-                .ok()
-                .flatten()
-                .is_some_and(|h| h.file_id(key, born(&file)) == cp.file_id);
-            let unread = file.metadata().is_ok_and(|m| m.len() > cp.offset);
-            if !same || !unread {
+            if file.metadata().is_ok_and(|m| m.len() <= cp.offset) {
                 continue;
             }
             match self.open(&path, key, checkpoints, notes) {
@@ -838,6 +901,7 @@ impl Tracked {
             initial_offset: self.initial_offset,
             to_offset: self.read_offset,
             to_line: self.read_line,
+            len_seen: self.len_seen,
             format: self.format.clone(),
             lines,
             document,
@@ -1047,6 +1111,7 @@ impl Tailer {
                 initial_offset: chunk.initial_offset,
                 to_offset: chunk.to_offset,
                 to_line: chunk.to_line,
+                len_seen: chunk.len_seen,
             });
             batch
         })

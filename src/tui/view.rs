@@ -7,13 +7,14 @@ use super::keymap::{Action, Keymap};
 use super::text_input::TextField;
 use crate::engine::enrich::{attack, SourceKind, Verdict};
 use crate::engine::score::Score;
-use crate::engine::store::QueueRow;
+use crate::engine::store::{LostFile, QueueRow};
 use crate::sanitize::sanitize;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
+use std::path::Path;
 
 /// Smallest terminal vigil draws in.
 pub const MIN_WIDTH: u16 = 40;
@@ -153,12 +154,40 @@ fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
                 pal.fg(Color::Cyan)
             },
         )),
-        None => spans.push(Span::styled(
-            format!("alert queue, highest risk first · {help} help"),
-            pal.dim(),
-        )),
+        None => match &app.totals.last_lost {
+            // Data that was never read outweighs the usual hint until the day is over.
+            Some(lost) => spans.push(Span::styled(
+                lost_file_line(lost, app.totals.lost_files),
+                pal.fg(Color::Red).add_modifier(Modifier::BOLD),
+            )),
+            None => spans.push(Span::styled(
+                format!("alert queue, highest risk first · {help} help"),
+                pal.dim(),
+            )),
+        },
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `⚠ eve.json not found after rotation: read to byte 48210, 900+ bytes unread · vigil audit`
+/// ("+": what was written after vigil's last look cannot be counted).
+fn lost_file_line(lost: &LostFile, files: u64) -> String {
+    let name = Path::new(&lost.path)
+        .file_name()
+        .map_or_else(|| lost.path.clone(), |n| n.to_string_lossy().into_owned());
+    let unread = match lost.unread_bytes {
+        0 => "later bytes unknown".to_string(),
+        n => format!("{n}+ bytes unread"),
+    };
+    let more = match files.saturating_sub(1) {
+        0 => String::new(),
+        n => format!(" (+{n} files)"),
+    };
+    format!(
+        "⚠ {} not found after rotation: read to byte {}, {unread}{more} · vigil audit",
+        untrusted(&name),
+        lost.read_to,
+    )
 }
 
 fn short_time(ts: &str) -> String {
