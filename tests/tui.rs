@@ -867,3 +867,39 @@ fn the_alert_detail_scrolls_to_its_last_line_at_80x24() {
     serve(&mut app, &db);
     assert_eq!(app.detail_scroll, 0, "another alert starts at its top");
 }
+
+/// On start, before the analyst has moved, the queue fills as alerts arrive: the selection stays
+/// on the top row (the highest risk so far) and nothing is announced as "new above", however
+/// many higher-risk alerts land after the first screen.
+#[test]
+fn before_the_analyst_moves_the_selection_stays_at_the_top_as_alerts_arrive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |needle: &str| {
+        fixture_text()
+            .lines()
+            .find(|l| l.contains(needle))
+            .expect("fixture line")
+            .to_string()
+    };
+    let quiet = line("duplicated Fragment");
+    let db = database_with(dir.path(), &format!("{quiet}\n"));
+    let mut app = app_over(&db, 80, 24, true);
+    assert_eq!(app.selected, 0);
+    let wazuh = line("\"agent\"");
+    let arrivals: String = (0..20)
+        .map(|i| wazuh.replacen("\"id\":\"", &format!("\"id\":\"{i}"), 1) + "\n")
+        .collect();
+    ingest_into(&db, &arrivals);
+    app.on_db_changed();
+    serve(&mut app, &db);
+    assert_eq!(app.selected, 0, "the selection is on the top row");
+    assert_eq!(app.top, 0);
+    assert_eq!(app.new_above, 0);
+    assert_eq!(
+        app.selected_id,
+        app.row_at(0).map(|r| r.id),
+        "the top alert is the selected one"
+    );
+    let (text, _) = screen(&app, 80, 24);
+    assert!(!text.contains("new above"), "{text}");
+}

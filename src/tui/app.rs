@@ -143,6 +143,9 @@ pub struct App {
     /// Rows that arrived above the view since the analyst last looked at the top: the view
     /// stays on the selected alert and says how many there are.
     pub new_above: u64,
+    /// The analyst has pressed a key. Until then nobody chose the selected alert, so it is
+    /// simply the top of the queue as the queue fills; from then on it stays on its alert.
+    pub touched: bool,
     /// First line of the help overlay on screen.
     pub help_scroll: u16,
     /// Lines of the detail pane scrolled past (the view stops at its end).
@@ -191,6 +194,7 @@ impl App {
             show_enrichment: false,
             enrich_status: Vec::new(),
             new_above: 0,
+            touched: false,
             help_scroll: 0,
             detail_scroll: 0,
             action_sel: 0,
@@ -312,6 +316,7 @@ impl App {
     pub fn on_terminal_event(&mut self, ev: Event) {
         match ev {
             Event::Key(k) if k.kind != KeyEventKind::Release => {
+                self.touched = true;
                 let key = Key::from_event(&k);
                 let table = match (&self.overlay, self.focus) {
                     (Overlay::Prompt(_), _) => "prompt",
@@ -611,12 +616,13 @@ impl App {
                 if request != self.queue_request {
                     return; // a newer request is on its way
                 }
-                self.totals = totals;
                 self.counted.get_or_insert(totals.alerts);
+                self.totals = totals;
                 self.window = QueueWindow { offset, rows };
                 // Keep the same alert selected, on the same screen row, when new alerts land
                 // above it; count them so the view can say so.
-                if let Some(id) = self.selected_id {
+                let chosen = self.selected_id.filter(|_| self.touched);
+                if let Some(id) = chosen {
                     if let Some(p) = self.window.rows.iter().position(|r| r.id == id) {
                         let now_at = offset + p as u64;
                         let pushed = now_at.saturating_sub(self.selected);
