@@ -94,3 +94,31 @@ fn csv_sensors_with_the_same_long_header_are_all_stored() {
     );
     assert_eq!(alerts(&db), 35, "each row once");
 }
+
+/// A sensor file deleted while vigil was stopped, and another sensor's file with the same
+/// header and rows of the same length written in its place: a line end falls exactly where
+/// the deleted file had been read to, but the bytes before it differ, so the new file is no
+/// copy and is read from its start.
+#[test]
+fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let db = home.path().join("data").join("vigil.db");
+    std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
+    let daemon = Daemon::start(home.path(), &logs);
+    wait_until(Duration::from_secs(60), "10 alerts from sensor 1", || {
+        alerts(&db) >= 10
+    });
+    drop(daemon);
+
+    std::fs::remove_file(logs.join("sensor1.csv")).expect("delete");
+    let replacement = csv(4, 10);
+    assert_eq!(replacement.len(), csv(1, 10).len(), "rows of the same length");
+    std::fs::write(logs.join("sensor4.csv"), replacement).expect("write");
+    let _daemon = Daemon::start(home.path(), &logs);
+    wait_until(Duration::from_secs(60), "10 alerts from sensor 4", || {
+        alerts(&db) >= 20
+    });
+    assert_eq!(alerts(&db), 20, "each row once");
+}

@@ -83,6 +83,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     -- File length at the last commit: what an analyst is told was never read if the file
     -- goes missing before its end.
     len_seen INTEGER NOT NULL DEFAULT 0,
+    -- Hash of the bytes just before byte_offset: tells a copy of the file from another file
+    -- that begins the same way.
+    tail_hash TEXT,
     -- following: may still have bytes to read; released: read to its end and let go;
     -- lost: gone before its end, reported once.
     state TEXT NOT NULL DEFAULT 'following'
@@ -225,6 +228,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("actions", "escalated", "INTEGER NOT NULL DEFAULT 0"),
         ("actions", "destination", "TEXT"),
         ("checkpoints", "len_seen", "INTEGER NOT NULL DEFAULT 0"),
+        ("checkpoints", "tail_hash", "TEXT"),
         ("checkpoints", "state", "TEXT NOT NULL DEFAULT 'following'"),
     ];
     for (table, column, decl) in ADDED {
@@ -336,6 +340,8 @@ pub struct Checkpoint {
     pub to_line: u64,
     /// The file's length when the batch was read.
     pub len_seen: u64,
+    /// Hash of the bytes just before `to_offset`.
+    pub tail_hash: Option<String>,
 }
 
 /// How far following a file has got, as its checkpoint row keeps it.
@@ -883,11 +889,11 @@ fn ingest(
             return Ok(IngestOutcome::Conflict { stored });
         }
         tx.execute(
-            "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at, len_seen, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at, len_seen, state, tail_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(file_id) DO UPDATE SET path = ?2, byte_offset = ?3, line_no = ?4,
-                 updated_at = ?5, len_seen = max(len_seen, ?6), state = ?7",
-            params![cp.file_id, cp.path, cp.to_offset as i64, cp.to_line as i64, now(), cp.len_seen as i64, CheckpointState::Following.as_str()],
+                 updated_at = ?5, len_seen = max(len_seen, ?6), state = ?7, tail_hash = ?8",
+            params![cp.file_id, cp.path, cp.to_offset as i64, cp.to_line as i64, now(), cp.len_seen as i64, CheckpointState::Following.as_str(), cp.tail_hash],
         )?;
     }
     let ingested_at = now();
@@ -1661,6 +1667,19 @@ impl super::tailer::Checkpoints for StoredCheckpoints<'_> {
             .ok()
             .flatten()
             .map(|n| n as u64)
+    }
+
+    fn tail_hash(&mut self, file_id: &str) -> Option<String> {
+        self.0
+            .query_row(
+                "SELECT tail_hash FROM checkpoints WHERE file_id = ?1",
+                [file_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+            .flatten()
     }
 
     fn by_head(&mut self, head_hash: &str) -> Option<super::tailer::StoredCheckpoint> {

@@ -168,6 +168,9 @@ pub struct Chunk {
     pub to_line: u64,
     /// The file's length when the chunk was read.
     pub len_seen: u64,
+    /// Hash of the bytes just before `to_offset`: after a restart, a file with the same head is
+    /// a copy of this one only if it holds the same bytes there.
+    pub tail_hash: Option<String>,
     pub format: FileFormat,
     pub lines: Vec<RawLine>,
     /// The whole file, for formats read as one document.
@@ -398,6 +401,10 @@ pub trait Checkpoints {
     fn seen_len(&mut self, _file_id: &str) -> Option<u64> {
         None
     }
+    /// Hash of the bytes just before the committed position, when the database has it.
+    fn tail_hash(&mut self, _file_id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// A file no longer followed, remembered so that a copy of it showing up later resumes where
@@ -608,9 +615,15 @@ impl Follower {
     /// Only the head is known of that file, and two sensors may share a head, so device,
     /// inode and birth time decide first: while the file of that checkpoint is still there
     /// and unchanged, the new one is another file, read from its start. Once it is gone or
-    /// truncated, the new file is taken for its copy if it has a line end just before the
-    /// checkpoint (reading it again from the start would duplicate everything).
-    fn copy_of_earlier_run(&self, file: &File, cp: &StoredCheckpoint) -> bool {
+    /// truncated, the new file is taken for its copy if it holds the same bytes just before
+    /// the checkpoint (reading it again from the start would duplicate everything); where the
+    /// database does not have those bytes' hash, a line end just there has to do.
+    fn copy_of_earlier_run(
+        &self,
+        file: &File,
+        cp: &StoredCheckpoint,
+        checkpoints: &mut dyn Checkpoints,
+    ) -> bool {
         let Some(key) = key_of(&cp.file_id) else {
             return false;
         };
@@ -629,6 +642,9 @@ impl Follower {
                 .any(intact);
         if original_intact {
             return false;
+        }
+        if let Some(hash) = checkpoints.tail_hash(&cp.file_id) {
+            return window_hash(file, cp.offset).as_ref() == Some(&hash);
         }
         let mut f = match file.try_clone() {
             Ok(f) => f,
@@ -693,7 +709,7 @@ impl Follower {
             let adopted = remembered.or_else(|| {
                 checkpoints
                     .by_head(&head.hash)
-                    .filter(|cp| self.copy_of_earlier_run(&file, cp))
+                    .filter(|cp| self.copy_of_earlier_run(&file, cp, checkpoints))
                     .map(|cp| (cp.offset, cp.line, "(earlier run)".to_string()))
             });
             if let Some((offset, line, from)) = adopted {
@@ -902,6 +918,7 @@ impl Tracked {
             to_offset: self.read_offset,
             to_line: self.read_line,
             len_seen: self.len_seen,
+            tail_hash: window_hash(&self.file, self.read_offset),
             format: self.format.clone(),
             lines,
             document,
@@ -1112,6 +1129,7 @@ impl Tailer {
                 to_offset: chunk.to_offset,
                 to_line: chunk.to_line,
                 len_seen: chunk.len_seen,
+                tail_hash: chunk.tail_hash,
             });
             batch
         })
