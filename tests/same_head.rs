@@ -114,7 +114,11 @@ fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start()
 
     std::fs::remove_file(logs.join("sensor1.csv")).expect("delete");
     let replacement = csv(4, 10);
-    assert_eq!(replacement.len(), csv(1, 10).len(), "rows of the same length");
+    assert_eq!(
+        replacement.len(),
+        csv(1, 10).len(),
+        "rows of the same length"
+    );
     std::fs::write(logs.join("sensor4.csv"), replacement).expect("write");
     let _daemon = Daemon::start(home.path(), &logs);
     wait_until(Duration::from_secs(60), "10 alerts from sensor 4", || {
