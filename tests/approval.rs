@@ -3,17 +3,17 @@
 //! with chosen uids (the OS lookup is tested in the CLI tests); every connector call goes to a
 //! local mock that counts them.
 
+#[path = "common/engine.rs"]
+mod engine;
+
 use rusqlite::Connection;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil::engine::connector::Connectors;
-use vigil::engine::format::{FileFormat, Format};
-use vigil::engine::model::Model;
-use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::format::Format;
 use vigil::engine::respond::Responder;
-use vigil::engine::score::{Bands, Scorer};
 use vigil::engine::store::{self, DecisionError, WriteOp, WriterConfig};
 use vigil::identity::Actor;
 use wiremock::matchers::method;
@@ -72,25 +72,6 @@ impl World {
             .respond_with(ResponseTemplate::new(200))
             .mount(&server)
             .await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pb = dir.path().join("playbooks");
-        std::fs::create_dir_all(&pb).expect("mkdir");
-        std::fs::write(pb.join("contain.yaml"), PLAYBOOK.replace("REVERT", revert)).expect("write");
-        let connectors = Arc::new(
-            Connectors::new(dir.path().join("bl.txt"))
-                .with_webhook(&format!("{}/hook", server.uri()), Duration::from_secs(5))
-                .expect("webhook url"),
-        );
-        let playbooks = vigil::engine::playbook::load(Some(&pb), &connectors).expect("playbooks");
-        let pipeline = Pipeline {
-            scorer: Scorer::new(Model::embedded(), Bands::default()),
-            playbooks: Arc::new(playbooks),
-            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
-            connectors: connectors.clone(),
-        };
-        let db = dir.path().join("vigil.db");
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let (changed, _keep) = tokio::sync::watch::channel(0);
         // The proposing process runs as uid 500.
         let cfg = WriterConfig {
             incident_rules: vigil::config::Config::embedded()
@@ -100,25 +81,18 @@ impl World {
             actor: analyst(500, "vigil-daemon"),
             playbooks: None,
         };
-        let _writer = store::spawn_writer(db.clone(), cfg, rx, changed).expect("writer");
-        let line = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
-        let first = format!("{}\n", line.lines().next().expect("line"));
-        let (lines, _) = split_lines(first.as_bytes(), 0, 1);
-        let batch = pipeline.process(
-            "fixture",
-            &FileFormat::detect(first.as_bytes(), Format::Auto),
-            lines,
-        );
-        let (reply, done) = tokio::sync::oneshot::channel();
-        tx.send(WriteOp::Ingest(batch, Some(reply)))
-            .await
-            .expect("send");
-        done.await.expect("reply").expect("ingest");
+        let e = engine::with_fixture_alert(
+            &PLAYBOOK.replace("REVERT", revert),
+            &format!("{}/hook", server.uri()),
+            Duration::from_secs(5),
+            cfg,
+        )
+        .await;
         World {
-            _dir: dir,
-            db,
-            tx,
-            connectors,
+            _dir: e.dir,
+            db: e.db,
+            tx: e.tx,
+            connectors: e.connectors,
             server,
         }
     }
@@ -150,12 +124,6 @@ impl World {
             .map(|r| serde_json::from_slice(&r.body).expect("json body"))
             .collect()
     }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 fn none(_: &store::ActionRow) {}
@@ -394,18 +362,12 @@ async fn automatic_revert_runs_when_due() {
         .await
         .expect("second");
     assert_eq!(done.status, "succeeded");
-    let playbooks = vigil::engine::playbook::load(None, &w.connectors).expect("playbooks");
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: w.db.clone(),
         watch: vec![],
         format: Format::Auto,
         format_settings: vigil::engine::format::FormatSettings::builtin(),
-        pipeline: Pipeline {
-            scorer: Scorer::new(Model::embedded(), Bands::default()),
-            playbooks: Arc::new(playbooks),
-            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
-            connectors: w.connectors.clone(),
-        },
+        pipeline: engine::pipeline(None, &w.connectors),
         incident_rules: vec![],
         actor: analyst(0, "engine"),
         loaded: json!({}),

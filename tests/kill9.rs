@@ -10,86 +10,44 @@
 //! during start-up), and catching up is awaited the same way: filesystem notifications on the
 //! database directory, re-checking the count.
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/db.rs"]
+mod db;
+#[path = "common/eve.rs"]
+mod eve;
+#[path = "common/wait.rs"]
+mod wait;
+
+use daemon::Daemon;
+use nix::sys::signal::Signal;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wait::wait_for_change_in;
 
-/// A running daemon that is killed if the test ends early (a failed assertion must not leave
-/// it running).
-struct Daemon(Option<Child>);
-
-impl Daemon {
-    fn id(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-    fn wait_with_output(mut self) -> std::process::Output {
-        self.0
-            .take()
-            .expect("running")
-            .wait_with_output()
-            .expect("daemon exit")
-    }
-    fn wait(mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
+/// The daemon on every `*.json` in `logs`, its stdout (the stop line) and stderr kept.
 fn daemon(home: &Path, logs: &Path) -> Daemon {
-    Daemon(Some(spawn_daemon(home, logs)))
-}
-
-fn spawn_daemon(home: &Path, logs: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["daemon", "--watch", &format!("{}/*.json", logs.display())])
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil daemon")
+    Daemon::start_piped(
+        home,
+        &["daemon", "--watch", &format!("{}/*.json", logs.display())],
+    )
 }
 
 fn alert_line(id: u64) -> String {
-    format!(
-        r#"{{"timestamp":"2024-05-01T12:00:00.{:06}Z","flow_id":{id},"event_type":"alert","src_ip":"198.51.100.{}","src_port":{},"dest_ip":"10.1.0.5","dest_port":443,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":{},"rev":1,"signature":"ET TROJAN harness beacon {id}","category":"A Network Trojan was detected","severity":1}}}}"#,
-        id % 1_000_000,
-        id % 250,
-        1024 + id % 60000,
-        2_000_000 + id % 7
-    ) + "\n"
+    eve::alert_line(id, "ET TROJAN harness beacon", 1)
 }
 
 struct Db(PathBuf);
 
 impl Db {
     fn query(&self, sql: &str) -> i64 {
-        let conn = match rusqlite::Connection::open_with_flags(
-            &self.0,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        ) {
-            Ok(c) => c,
-            Err(_) => return 0,
-        };
-        let _ = conn.busy_timeout(Duration::from_secs(5));
-        conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+        db::number(&self.0, sql)
     }
     fn alerts(&self) -> i64 {
         self.query("SELECT count(*) FROM alerts")
@@ -99,25 +57,6 @@ impl Db {
         self.query(
             "SELECT coalesce(sum(json_extract(detail, '$.summary.duplicates')), 0) FROM audit WHERE kind = 'ingest_batch'",
         )
-    }
-}
-
-/// Block until `done()` holds, re-checking on every change in `dir`; fail after `limit`.
-fn wait_until(dir: &Path, limit: Duration, what: &str, done: impl Fn() -> bool) {
-    use notify::Watcher;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut w = notify::recommended_watcher(move |_e| {
-        let _ = tx.send(());
-    })
-    .expect("watcher");
-    w.watch(dir, notify::RecursiveMode::NonRecursive)
-        .expect("watch");
-    let deadline = Instant::now() + limit;
-    while !done() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out waiting for {what}");
-        // A change in the database directory is the event; the timeout only bounds the wait.
-        let _ = rx.recv_timeout(left.min(Duration::from_millis(500)));
     }
 }
 
@@ -186,13 +125,13 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         // The kill moment: after a random number of further committed alerts.
         let target = db.alerts() + rng.gen_range(0..400);
         let child = daemon(home.path(), &logs);
-        wait_until(
+        wait_for_change_in(
             &data,
             Duration::from_secs(120),
             "alerts before a kill",
             || db.alerts() >= target,
         );
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
+        child.signal(Signal::SIGKILL);
         child.wait();
     }
     let _ = stop.send(());
@@ -203,14 +142,13 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     let child = daemon(home.path(), &logs);
     // Catching up is bounded by the amount written (a debug build on a busy machine ingests a
     // few thousand alerts a second), not by a fixed time.
-    wait_until(
+    wait_for_change_in(
         &data,
         Duration::from_secs(60 + total as u64 / 500),
         "the daemon to catch up",
         || db.alerts() >= total,
     );
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-    let out = child.wait_with_output();
+    let out = child.stop();
     assert!(
         out.status.success(),
         "{}",
@@ -244,7 +182,7 @@ fn two_daemons_on_one_database_never_double_ingest() {
     let db = Db(data.join("vigil.db"));
     // Create the database first so both daemons open the same schema.
     let first = daemon(home.path(), &logs);
-    wait_until(&data, Duration::from_secs(30), "the database", || {
+    wait_for_change_in(&data, Duration::from_secs(30), "the database", || {
         data.join("vigil.db").exists()
     });
     let second = daemon(home.path(), &logs);
@@ -263,15 +201,14 @@ fn two_daemons_on_one_database_never_double_ingest() {
     }
     // A deadline, not a speed check: a debug build on two shared cores scores a few hundred
     // alerts a second, and less while other test binaries run.
-    wait_until(
+    wait_for_change_in(
         &data,
         Duration::from_secs(240),
         "both daemons to finish",
         || db.alerts() >= total as i64,
     );
     for c in [first, second] {
-        kill(Pid::from_raw(c.id() as i32), Signal::SIGTERM).expect("SIGTERM");
-        let out = c.wait_with_output();
+        let out = c.stop();
         assert!(
             out.status.success(),
             "{}",
