@@ -3,20 +3,16 @@
 //! then moves the blocklist to B; approving must refuse to run (nothing written to A or B), and
 //! the refusal is plain in the exit status, the message, `vigil actions` and `vigil audit`.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
 
+use cli::{ingest_fixture, json_lines};
 use common::vigil;
 use serde_json::Value;
 use std::path::Path;
-
-fn json_lines(out: &std::process::Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
 
 fn configure(home: &Path, blocklist: &Path) {
     std::fs::write(
@@ -38,13 +34,7 @@ fn setup(home: &Path, blocklist: &Path) {
         "name: block\ndescription: test\nmatch:\n  all:\n    - field: rule.name\n      contains: Mirai\nsteps:\n  - id: block\n    title: Block the source\n    connector: blocklist\n    params:\n      entry: \"${alert.source.ip}\"\n",
     )
     .expect("playbook");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
-    let out = vigil(home, &["ingest", &fixture.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_fixture(home);
 }
 
 #[test]

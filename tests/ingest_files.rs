@@ -2,6 +2,8 @@
 //! with a broken gzip in the middle, a line too long to parse, pretty-printed arrays and
 //! configured mappings. Each test runs the real binary.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -12,6 +14,7 @@ mod eve;
 #[path = "common/wait.rs"]
 mod wait;
 
+use cli::json_lines;
 use common::vigil;
 use serde_json::Value;
 use std::io::Write;
@@ -34,13 +37,6 @@ fn summary(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
 }
 
 #[test]

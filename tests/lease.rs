@@ -7,6 +7,8 @@
 //!   unknown";
 //! - `vigil approve` whose run finds the lease held elsewhere exits 3 and names the holder.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/daemon.rs"]
 mod daemon;
@@ -15,10 +17,10 @@ mod mock_http;
 #[path = "common/wait.rs"]
 mod wait;
 
+use cli::{actions, ingest_fixture, status, vigil_ok};
 use common::vigil;
 use daemon::Daemon;
 use mock_http::silent_receiver;
-use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::Ordering;
@@ -48,38 +50,11 @@ fn setup(home: &Path, url: &str) -> Vec<i64> {
         ),
     )
     .expect("playbook");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
-    let out = vigil(home, &["ingest", &fixture.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_fixture(home);
     actions(home)
         .iter()
         .map(|a| a["id"].as_i64().expect("id"))
         .collect()
-}
-
-fn actions(home: &Path) -> Vec<Value> {
-    let out = vigil(home, &["actions", "--all"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
-}
-
-fn status(home: &Path, id: i64) -> String {
-    actions(home)
-        .into_iter()
-        .find(|a| a["id"] == id)
-        .and_then(|a| a["status"].as_str().map(str::to_string))
-        .expect("action")
 }
 
 /// `vigil approve ID` through `program`, left running.
@@ -95,12 +70,7 @@ fn spawn_approve(program: &Path, home: &Path, id: i64) -> Daemon {
 
 /// Another vigil touching the database: it recovers actions whose runner is gone.
 fn another_vigil(home: &Path) {
-    let out = vigil(home, &["audit", "checkpoint"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vigil_ok(home, &["audit", "checkpoint"]);
 }
 
 fn is_zombie(pid: u32) -> bool {
