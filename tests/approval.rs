@@ -106,6 +106,18 @@ impl World {
         )
     }
 
+    /// Two analysts approve `id` in turn; what the second approval left.
+    async fn approved_by_alice_and_bob(&self, id: i64) -> store::ActionRow {
+        self.as_analyst(analyst(1001, "alice"))
+            .decide(id, true, "ok".into(), &none)
+            .await
+            .expect("first");
+        self.as_analyst(analyst(1002, "bob"))
+            .decide(id, true, "ok".into(), &none)
+            .await
+            .expect("second")
+    }
+
     fn action(&self, step: &str) -> store::ActionRow {
         let conn = Connection::open(&self.db).expect("db");
         store::actions(&conn, None)
@@ -277,15 +289,7 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
         .rollback
         .as_ref()
         .is_some_and(|r| r.rendered.contains("release")));
-    w.as_analyst(analyst(1001, "alice"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("first");
-    let done = w
-        .as_analyst(analyst(1002, "bob"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("second");
+    let done = w.approved_by_alice_and_bob(id).await;
     assert!(
         done.revert_at.is_some(),
         "revert_after schedules an automatic revert"
@@ -317,14 +321,7 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
             .collect::<Vec<_>>(),
         [json!("isolate"), json!("release")]
     );
-    let kinds: Vec<String> = Connection::open(&w.db)
-        .expect("db")
-        .prepare("SELECT kind FROM audit WHERE action_id = ?1 ORDER BY seq")
-        .expect("prepare")
-        .query_map([id], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let kinds = engine::audit_kinds(&w.db, id);
     assert_eq!(
         kinds,
         [
@@ -352,15 +349,7 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
 async fn automatic_revert_runs_when_due() {
     let w = World::new("1s").await;
     let id = w.action("isolate").id;
-    w.as_analyst(analyst(1001, "alice"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("first");
-    let done = w
-        .as_analyst(analyst(1002, "bob"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("second");
+    let done = w.approved_by_alice_and_bob(id).await;
     assert_eq!(done.status, "succeeded");
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: w.db.clone(),

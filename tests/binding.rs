@@ -12,7 +12,7 @@ mod tmux;
 use cli::{ingest_fixture, json_lines};
 use common::vigil;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn configure(home: &Path, blocklist: &Path) {
     std::fs::write(
@@ -37,13 +37,18 @@ fn setup(home: &Path, blocklist: &Path) {
     ingest_fixture(home);
 }
 
+/// Blocklists `A/blocklist.txt` and `B/blocklist.txt` in `home`, their folders made.
+fn two_blocklists(home: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(home.join("A")).expect("mkdir A");
+    std::fs::create_dir_all(home.join("B")).expect("mkdir B");
+    (home.join("A/blocklist.txt"), home.join("B/blocklist.txt"))
+}
+
 #[test]
 fn an_approval_made_for_one_destination_never_runs_against_another() {
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
-    let (a, b) = (h.join("A/blocklist.txt"), h.join("B/blocklist.txt"));
-    std::fs::create_dir_all(h.join("A")).expect("mkdir A");
-    std::fs::create_dir_all(h.join("B")).expect("mkdir B");
+    let (a, b) = two_blocklists(h);
     setup(h, &a);
 
     // What the approver sees names the resolved destination.
@@ -155,9 +160,7 @@ fn the_tui_shows_the_destination_and_the_refusal() {
     }
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
-    let (a, b) = (h.join("A/blocklist.txt"), h.join("B/blocklist.txt"));
-    std::fs::create_dir_all(h.join("A")).expect("mkdir A");
-    std::fs::create_dir_all(h.join("B")).expect("mkdir B");
+    let (a, b) = two_blocklists(h);
     setup(h, &a);
     configure(h, &b);
     let dir = |d: &str| h.join(d).display().to_string();

@@ -74,14 +74,7 @@ impl World {
     }
 
     fn audit_kinds(&self, id: i64) -> Vec<String> {
-        Connection::open(&self.db)
-            .expect("db")
-            .prepare("SELECT kind FROM audit WHERE action_id = ?1 ORDER BY seq")
-            .expect("prepare")
-            .query_map([id], |r| r.get(0))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        engine::audit_kinds(&self.db, id)
     }
 }
 

@@ -43,6 +43,16 @@ fn alert_line(id: u64) -> String {
     eve::alert_line(id, "ET TROJAN harness beacon", 1)
 }
 
+/// A private home with its `logs` and `data` folders made.
+fn home_with_logs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let logs = home.path().join("logs");
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    (home, logs, data)
+}
+
 struct Db(PathBuf);
 
 impl Db {
@@ -70,11 +80,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(9);
-    let home = tempfile::tempdir().expect("tempdir");
-    let logs = home.path().join("logs");
-    let data = home.path().join("data");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    std::fs::create_dir_all(&data).expect("mkdir");
+    let (home, logs, data) = home_with_logs();
     let db = Db(data.join("vigil.db"));
 
     // The load: 40 alerts every 10 ms (4,000/s), renamed aside every 3,000 alerts.
@@ -174,11 +180,7 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 /// one of them commit each range, so nothing is stored or read twice.
 #[test]
 fn two_daemons_on_one_database_never_double_ingest() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let logs = home.path().join("logs");
-    let data = home.path().join("data");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    std::fs::create_dir_all(&data).expect("mkdir");
+    let (home, logs, data) = home_with_logs();
     let db = Db(data.join("vigil.db"));
     // Create the database first so both daemons open the same schema.
     let first = daemon(home.path(), &logs);

@@ -79,3 +79,15 @@ pub async fn with_fixture_alert(
         connectors,
     }
 }
+
+/// The kinds of the audit records about action `id`, oldest first.
+pub fn audit_kinds(db: &Path, id: i64) -> Vec<String> {
+    rusqlite::Connection::open(db)
+        .expect("db")
+        .prepare("SELECT kind FROM audit WHERE action_id = ?1 ORDER BY seq")
+        .expect("prepare")
+        .query_map([id], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
