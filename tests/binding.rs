@@ -8,6 +8,8 @@ mod cli;
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
 use cli::{ingest_fixture, json_lines};
 use common::vigil;

@@ -73,6 +73,17 @@ impl World {
         all.remove(0)
     }
 
+    /// The one proposed action approved, run to its end; its id and what became of it.
+    async fn approve_only_action(&self) -> (i64, store::ActionRow) {
+        let id = self.only_action().id;
+        let done = self
+            .responder
+            .decide(id, true, "tell them".into(), &none)
+            .await
+            .expect("approved and run");
+        (id, done)
+    }
+
     fn audit_kinds(&self, id: i64) -> Vec<String> {
         engine::audit_kinds(&self.db, id)
     }
@@ -84,12 +95,7 @@ fn none(_: &store::ActionRow) {}
 async fn a_timed_out_call_is_sent_once_and_its_outcome_is_unknown() {
     let (url, seen) = silent_receiver();
     let w = world(&url).await;
-    let id = w.only_action().id;
-    let done = w
-        .responder
-        .decide(id, true, "tell them".into(), &none)
-        .await
-        .expect("approved and run");
+    let (id, done) = w.approve_only_action().await;
     assert_eq!(
         seen.load(Ordering::SeqCst),
         1,
@@ -113,12 +119,7 @@ async fn a_timed_out_call_is_sent_once_and_its_outcome_is_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_retried() {
     let w = world(&closed_port_url()).await;
-    let id = w.only_action().id;
-    let done = w
-        .responder
-        .decide(id, true, "tell them".into(), &none)
-        .await
-        .expect("approved and run");
+    let (id, done) = w.approve_only_action().await;
     assert_eq!(done.status, "failed");
     let kinds = w.audit_kinds(id);
     assert_eq!(

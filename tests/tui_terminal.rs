@@ -3,6 +3,8 @@
 
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
 use std::time::Duration;
 

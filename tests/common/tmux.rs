@@ -1,20 +1,16 @@
 //! The real binary in a real terminal: a private tmux server per test, an 80x24 pane, keys sent
 //! as an analyst types them and the screen read back as text. Include it with
-//! `#[path = "common/tmux.rs"] mod tmux;`.
+//! `#[path = "common/tmux.rs"] mod tmux;` beside `#[path = "common/wait.rs"] mod wait;`.
 //!
 //! Waiting is on what the screen shows (polled every few milliseconds up to a deadline), never a
 //! fixed sleep: a test passes as soon as the screen is right and fails with the last screen in
 //! its message when it never is.
 #![allow(dead_code)]
 
-// Its own copy, so a test file needs only the one line above to use the terminal.
-#[path = "wait.rs"]
-mod wait;
-
+use crate::wait::poll_for;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use wait::poll_for;
 
 /// One tmux server on a socket of its own, with one session running one command.
 pub struct Tmux {
