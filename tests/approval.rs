@@ -3,17 +3,17 @@
 //! with chosen uids (the OS lookup is tested in the CLI tests); every connector call goes to a
 //! local mock that counts them.
 
+#[path = "common/engine.rs"]
+mod engine;
+
 use rusqlite::Connection;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil::engine::connector::Connectors;
-use vigil::engine::format::{FileFormat, Format};
-use vigil::engine::model::Model;
-use vigil::engine::pipeline::{split_lines, Pipeline};
+use vigil::engine::format::Format;
 use vigil::engine::respond::Responder;
-use vigil::engine::score::{Bands, Scorer};
 use vigil::engine::store::{self, DecisionError, WriteOp, WriterConfig};
 use vigil::identity::Actor;
 use wiremock::matchers::method;
@@ -72,25 +72,6 @@ impl World {
             .respond_with(ResponseTemplate::new(200))
             .mount(&server)
             .await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pb = dir.path().join("playbooks");
-        std::fs::create_dir_all(&pb).expect("mkdir");
-        std::fs::write(pb.join("contain.yaml"), PLAYBOOK.replace("REVERT", revert)).expect("write");
-        let connectors = Arc::new(
-            Connectors::new(dir.path().join("bl.txt"))
-                .with_webhook(&format!("{}/hook", server.uri()), Duration::from_secs(5))
-                .expect("webhook url"),
-        );
-        let playbooks = vigil::engine::playbook::load(Some(&pb), &connectors).expect("playbooks");
-        let pipeline = Pipeline {
-            scorer: Scorer::new(Model::embedded(), Bands::default()),
-            playbooks: Arc::new(playbooks),
-            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
-            connectors: connectors.clone(),
-        };
-        let db = dir.path().join("vigil.db");
-        let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let (changed, _keep) = tokio::sync::watch::channel(0);
         // The proposing process runs as uid 500.
         let cfg = WriterConfig {
             incident_rules: vigil::config::Config::embedded()
@@ -100,25 +81,18 @@ impl World {
             actor: analyst(500, "vigil-daemon"),
             playbooks: None,
         };
-        let _writer = store::spawn_writer(db.clone(), cfg, rx, changed).expect("writer");
-        let line = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
-        let first = format!("{}\n", line.lines().next().expect("line"));
-        let (lines, _) = split_lines(first.as_bytes(), 0, 1);
-        let batch = pipeline.process(
-            "fixture",
-            &FileFormat::detect(first.as_bytes(), Format::Auto),
-            lines,
-        );
-        let (reply, done) = tokio::sync::oneshot::channel();
-        tx.send(WriteOp::Ingest(batch, Some(reply)))
-            .await
-            .expect("send");
-        done.await.expect("reply").expect("ingest");
+        let e = engine::with_fixture_alert(
+            &PLAYBOOK.replace("REVERT", revert),
+            &format!("{}/hook", server.uri()),
+            Duration::from_secs(5),
+            cfg,
+        )
+        .await;
         World {
-            _dir: dir,
-            db,
-            tx,
-            connectors,
+            _dir: e.dir,
+            db: e.db,
+            tx: e.tx,
+            connectors: e.connectors,
             server,
         }
     }
@@ -130,6 +104,18 @@ impl World {
             actor,
             vigil::engine::lease::Leases::beside(&self.db),
         )
+    }
+
+    /// Two analysts approve `id` in turn; what the second approval left.
+    async fn approved_by_alice_and_bob(&self, id: i64) -> store::ActionRow {
+        self.as_analyst(analyst(1001, "alice"))
+            .decide(id, true, "ok".into(), &none)
+            .await
+            .expect("first");
+        self.as_analyst(analyst(1002, "bob"))
+            .decide(id, true, "ok".into(), &none)
+            .await
+            .expect("second")
     }
 
     fn action(&self, step: &str) -> store::ActionRow {
@@ -150,12 +136,6 @@ impl World {
             .map(|r| serde_json::from_slice(&r.body).expect("json body"))
             .collect()
     }
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
 }
 
 fn none(_: &store::ActionRow) {}
@@ -309,15 +289,7 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
         .rollback
         .as_ref()
         .is_some_and(|r| r.rendered.contains("release")));
-    w.as_analyst(analyst(1001, "alice"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("first");
-    let done = w
-        .as_analyst(analyst(1002, "bob"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("second");
+    let done = w.approved_by_alice_and_bob(id).await;
     assert!(
         done.revert_at.is_some(),
         "revert_after schedules an automatic revert"
@@ -349,14 +321,7 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
             .collect::<Vec<_>>(),
         [json!("isolate"), json!("release")]
     );
-    let kinds: Vec<String> = Connection::open(&w.db)
-        .expect("db")
-        .prepare("SELECT kind FROM audit WHERE action_id = ?1 ORDER BY seq")
-        .expect("prepare")
-        .query_map([id], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let kinds = engine::audit_kinds(&w.db, id);
     assert_eq!(
         kinds,
         [
@@ -384,28 +349,14 @@ async fn rollback_by_hand_runs_the_call_shown_at_proposal() {
 async fn automatic_revert_runs_when_due() {
     let w = World::new("1s").await;
     let id = w.action("isolate").id;
-    w.as_analyst(analyst(1001, "alice"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("first");
-    let done = w
-        .as_analyst(analyst(1002, "bob"))
-        .decide(id, true, "ok".into(), &none)
-        .await
-        .expect("second");
+    let done = w.approved_by_alice_and_bob(id).await;
     assert_eq!(done.status, "succeeded");
-    let playbooks = vigil::engine::playbook::load(None, &w.connectors).expect("playbooks");
     let mut h = vigil::engine::start(vigil::engine::EngineConfig {
         db: w.db.clone(),
         watch: vec![],
         format: Format::Auto,
         format_settings: vigil::engine::format::FormatSettings::builtin(),
-        pipeline: Pipeline {
-            scorer: Scorer::new(Model::embedded(), Bands::default()),
-            playbooks: Arc::new(playbooks),
-            incidents: vigil::engine::pipeline::IncidentSource::new(None, Vec::new()),
-            connectors: w.connectors.clone(),
-        },
+        pipeline: engine::pipeline(None, &w.connectors),
         incident_rules: vec![],
         actor: analyst(0, "engine"),
         loaded: json!({}),

@@ -3,20 +3,18 @@
 //! then moves the blocklist to B; approving must refuse to run (nothing written to A or B), and
 //! the refusal is plain in the exit status, the message, `vigil actions` and `vigil audit`.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
+use cli::{ingest_fixture, json_lines};
 use common::vigil;
 use serde_json::Value;
-use std::path::Path;
-
-fn json_lines(out: &std::process::Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
+use std::path::{Path, PathBuf};
 
 fn configure(home: &Path, blocklist: &Path) {
     std::fs::write(
@@ -38,22 +36,21 @@ fn setup(home: &Path, blocklist: &Path) {
         "name: block\ndescription: test\nmatch:\n  all:\n    - field: rule.name\n      contains: Mirai\nsteps:\n  - id: block\n    title: Block the source\n    connector: blocklist\n    params:\n      entry: \"${alert.source.ip}\"\n",
     )
     .expect("playbook");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
-    let out = vigil(home, &["ingest", &fixture.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_fixture(home);
+}
+
+/// Blocklists `A/blocklist.txt` and `B/blocklist.txt` in `home`, their folders made.
+fn two_blocklists(home: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(home.join("A")).expect("mkdir A");
+    std::fs::create_dir_all(home.join("B")).expect("mkdir B");
+    (home.join("A/blocklist.txt"), home.join("B/blocklist.txt"))
 }
 
 #[test]
 fn an_approval_made_for_one_destination_never_runs_against_another() {
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
-    let (a, b) = (h.join("A/blocklist.txt"), h.join("B/blocklist.txt"));
-    std::fs::create_dir_all(h.join("A")).expect("mkdir A");
-    std::fs::create_dir_all(h.join("B")).expect("mkdir B");
+    let (a, b) = two_blocklists(h);
     setup(h, &a);
 
     // What the approver sees names the resolved destination.
@@ -165,9 +162,7 @@ fn the_tui_shows_the_destination_and_the_refusal() {
     }
     let home = tempfile::tempdir().expect("tempdir");
     let h = home.path();
-    let (a, b) = (h.join("A/blocklist.txt"), h.join("B/blocklist.txt"));
-    std::fs::create_dir_all(h.join("A")).expect("mkdir A");
-    std::fs::create_dir_all(h.join("B")).expect("mkdir B");
+    let (a, b) = two_blocklists(h);
     setup(h, &a);
     configure(h, &b);
     let dir = |d: &str| h.join(d).display().to_string();

@@ -1,24 +1,21 @@
 //! The CLI contract, driven through the real binary with isolated config and data directories:
 //! ingest summaries, exactly-once on re-ingest, export shape, audit, exit codes.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
+#[path = "common/db.rs"]
+mod db;
+use cli::json_lines;
 use common::vigil;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Output;
 
 fn repo(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(p)
         .display()
         .to_string()
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
-        .collect()
 }
 
 fn count_lines(path: &str, pred: impl Fn(&str) -> bool) -> u64 {
@@ -119,15 +116,10 @@ fn malformed_lines_are_quarantined_with_file_line_and_field() {
     let s = &json_lines(&out)[0];
     assert_eq!(s["alerts"], 3, "{s}");
     assert_eq!(s["quarantined"], 5, "{s}");
-    let db = home.path().join("data/vigil.db");
-    let conn = rusqlite::Connection::open(db).expect("db");
-    let reasons: Vec<String> = conn
-        .prepare("SELECT reason FROM quarantine ORDER BY line_no")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let reasons = db::texts(
+        &home.path().join("data/vigil.db"),
+        "SELECT reason FROM quarantine ORDER BY line_no",
+    );
     assert_eq!(reasons.len(), 5);
     assert!(
         reasons

@@ -7,43 +7,27 @@
 //!
 //! and an unknown action is never run again. Nothing is retried blindly.
 
+#[path = "common/cli.rs"]
+mod cli;
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+
+use cli::{actions, ingest_fixture, status};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// `vigil ARGS`, made to abort at the point `fault` names.
 fn vigil(home: &Path, fault: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env_remove("VIGIL_FAULT");
+    let mut c = common::command(home, args);
+    c.env_remove("VIGIL_FAULT");
     if let Some(f) = fault {
         c.env("VIGIL_FAULT", f);
     }
     c.output().expect("run vigil")
-}
-
-fn actions(home: &Path) -> Vec<Value> {
-    let out = vigil(home, None, &["actions", "--all"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
-}
-
-fn status(home: &Path, id: i64) -> String {
-    actions(home)
-        .into_iter()
-        .find(|a| a["id"] == id)
-        .and_then(|a| a["status"].as_str().map(str::to_string))
-        .expect("action")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,13 +55,7 @@ async fn a_crash_at_each_point_leaves_a_known_or_unknown_outcome_never_a_double_
         "name: notify\ndescription: test\nmatch:\n  all:\n    - field: event.module\n      equals: suricata\nsteps:\n  - id: tell\n    title: Tell\n    connector: webhook\n    params:\n      rule: \"${alert.rule.name}\"\n",
     )
     .expect("playbook");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
-    let out = vigil(h, None, &["ingest", &fixture.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_fixture(h);
     let ids: Vec<i64> = actions(h)
         .iter()
         .map(|a| a["id"].as_i64().expect("id"))
@@ -133,17 +111,16 @@ async fn a_crash_at_each_point_leaves_a_known_or_unknown_outcome_never_a_double_
     assert_eq!(calls().await, 1, "nothing ran during recovery");
 
     // A daemon's executor runs what is approved and not yet started (action 1), once.
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
+    let mut cmd = common::command(
+        h,
+        &[
             "daemon",
             "--watch",
             &h.join("nothing").display().to_string(),
-        ])
-        .env("VIGIL_DATA", h.join("data"))
-        .env("VIGIL_CONFIG", h.join("config"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("daemon");
+        ],
+    );
+    cmd.stdout(std::process::Stdio::null());
+    let daemon = daemon::Daemon::spawn(cmd);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while status(h, ids[0]) != "succeeded" {
         assert!(
@@ -158,12 +135,8 @@ async fn a_crash_at_each_point_leaves_a_known_or_unknown_outcome_never_a_double_
         })
         .await;
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("term");
-    let _ = daemon.wait();
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
     assert_eq!(
         calls().await,
         2,

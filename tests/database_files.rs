@@ -3,22 +3,18 @@
 //! and a daemon on one stops with one clear message instead of filling its log.
 
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/wait.rs"]
+mod wait;
 
 use common::vigil;
+use daemon::Daemon;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// A daemon killed when dropped, so a failing test leaves no process behind.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wait::{poll_for, wait_until};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)
@@ -31,17 +27,13 @@ fn mode(p: &Path) -> u32 {
 /// `vigil ARGS` under the umask most systems ship (022), which is what left the files
 /// world-readable.
 fn vigil_umask_022(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg("umask 022; exec \"$@\"")
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    c
+    let umask = [
+        "-c",
+        "umask 022; exec \"$@\"",
+        "sh",
+        env!("CARGO_BIN_EXE_vigil"),
+    ];
+    common::command_for("sh", home, umask.iter().chain(args))
 }
 
 #[test]
@@ -49,33 +41,23 @@ fn the_database_its_journals_and_the_log_are_private() {
     let home = tempfile::tempdir().expect("home");
     let data = home.path().join("data");
     // The daemon keeps the database open, so its -wal and -shm exist while it runs.
-    let mut daemon = Reaped(
-        vigil_umask_022(
-            home.path(),
-            &["--watch", "samples/suricata-eve.json", "daemon"],
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("daemon"),
+    let mut cmd = vigil_umask_022(
+        home.path(),
+        &["--watch", "samples/suricata-eve.json", "daemon"],
     );
+    cmd.stdout(Stdio::null());
+    let daemon = Daemon::spawn(cmd);
     let files = ["vigil.db", "vigil.db-wal", "vigil.db-shm", "vigil.log"];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !files.iter().all(|f| data.join(f).exists()) {
-        assert!(
-            Instant::now() < deadline,
-            "vigil never created all of {files:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        &format!("vigil to create all of {files:?}"),
+        || files.iter().all(|f| data.join(f).exists()),
+    );
     for f in files {
         assert_eq!(mode(&data.join(f)), 0o600, "{f}");
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    assert!(daemon.0.wait().expect("wait").success());
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(daemon.wait().success());
     assert_eq!(mode(&data.join("vigil.db")), 0o600);
 }
 
@@ -187,41 +169,23 @@ fn a_daemon_on_a_corrupted_database_stops_with_one_clear_message() {
     let home = tempfile::tempdir().expect("home");
     let db = corrupted_case(home.path());
     let run = tempfile::tempdir().expect("run home");
-    let mut daemon = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args([
-                "--db",
-                &db.display().to_string(),
-                "--watch",
-                "samples/suricata-eve.json",
-                "daemon",
-            ])
-            .env("VIGIL_DATA", run.path().join("data"))
-            .env("VIGIL_CONFIG", run.path().join("config"))
-            .env("VIGIL_CACHE", run.path().join("cache"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("daemon"),
+    let mut daemon = Daemon::start_piped(
+        run.path(),
+        &[
+            "--db",
+            &db.display().to_string(),
+            "--watch",
+            "samples/suricata-eve.json",
+            "daemon",
+        ],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let log =
-                std::fs::read_to_string(run.path().join("data/vigil.log")).unwrap_or_default();
-            let n = log.lines().count();
-            panic!("the daemon kept running on a corrupted database ({n} log lines)");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = poll_for(Duration::from_secs(60), || daemon.try_wait()).unwrap_or_else(|| {
+        let log = std::fs::read_to_string(run.path().join("data/vigil.log")).unwrap_or_default();
+        let n = log.lines().count();
+        panic!("the daemon kept running on a corrupted database ({n} log lines)");
+    });
     let mut err = String::new();
-    if let Some(mut e) = daemon.0.stderr.take() {
-        std::io::Read::read_to_string(&mut e, &mut err).expect("stderr");
-    }
+    std::io::Read::read_to_string(&mut daemon.take_stderr(), &mut err).expect("stderr");
     assert_eq!(status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

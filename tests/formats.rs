@@ -4,6 +4,8 @@
 //! through the real `vigil ingest`, where a second read adds nothing.
 
 mod common;
+#[path = "common/db.rs"]
+mod db;
 use common::vigil;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -1091,15 +1093,10 @@ fn forced_format_and_config_limits_through_vigil_ingest() {
     std::fs::write(&f, format!("{deep}\n{long}\n")).expect("write");
     let s = summary(&vigil(home.path(), &["ingest", &f.display().to_string()]));
     assert_eq!(s["quarantined"], 2, "{s}");
-    let db = home.path().join("data/vigil.db");
-    let conn = rusqlite::Connection::open(db).expect("db");
-    let reasons: Vec<String> = conn
-        .prepare("SELECT reason FROM quarantine ORDER BY line_no")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
+    let reasons = db::texts(
+        &home.path().join("data/vigil.db"),
+        "SELECT reason FROM quarantine ORDER BY line_no",
+    );
     let file = f.display().to_string();
     assert_eq!(
         reasons,

@@ -3,8 +3,12 @@
 //! the very same strings.
 
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 use common::vigil;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -186,35 +190,28 @@ fn the_log_names_hostile_files_with_visible_escapes() {
     let home = tempfile::tempdir().expect("tempdir");
     let file = home.path().join(format!("{HOSTILE}.json"));
     std::fs::write(&file, hostile_alert()).expect("write alert");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["daemon", "--watch", &file.display().to_string()])
-        .env("VIGIL_DATA", home.path().join("data"))
-        .env("VIGIL_CONFIG", home.path().join("config"))
-        .env("VIGIL_CACHE", home.path().join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("daemon");
+    let mut cmd = common::command(
+        home.path(),
+        &["daemon", "--watch", &file.display().to_string()],
+    );
+    cmd.stdout(std::process::Stdio::null());
+    let daemon = daemon::Daemon::spawn(cmd);
     let log_path = home.path().join("data").join("vigil.log");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let log = loop {
-        let log = std::fs::read(&log_path).unwrap_or_default();
-        if String::from_utf8_lossy(&log).contains("following") {
-            break log;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
+    let mut last = Vec::new();
+    let log = wait::poll_for(Duration::from_secs(30), || {
+        last = std::fs::read(&log_path).unwrap_or_default();
+        String::from_utf8_lossy(&last)
+            .contains("following")
+            .then(|| last.clone())
+    })
+    .unwrap_or_else(|| {
+        panic!(
             "the daemon never logged the file it follows: {}",
-            String::from_utf8_lossy(&log)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("term");
-    let _ = daemon.wait();
+            String::from_utf8_lossy(&last)
+        )
+    });
+    daemon.signal(nix::sys::signal::Signal::SIGTERM);
+    daemon.wait();
     assert_clean("vigil.log", &log);
     let text = String::from_utf8_lossy(&log);
     assert!(

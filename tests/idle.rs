@@ -6,67 +6,39 @@
 //! scan already under way), never more. Its own reads and directory listings must not wake it.
 //! CPU figures are `benches/idle_cpu.sh`'s job.
 
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/db.rs"]
+mod db;
+#[path = "common/eve.rs"]
+mod eve;
 #[cfg(feature = "tui")]
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use db::alerts;
+use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+use wait::wait_until;
 
 const ALERTS: i64 = 40;
 
-fn alert_line(id: u64) -> String {
-    format!(
-        r#"{{"timestamp":"2024-05-01T12:00:{:02}.000000Z","flow_id":{id},"event_type":"alert","src_ip":"198.51.100.{}","src_port":{},"dest_ip":"10.1.0.5","dest_port":443,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":2000001,"rev":1,"signature":"ET TROJAN idle check {id}","category":"A Network Trojan was detected","severity":2}}}}"#,
-        id % 60,
-        id % 250,
-        1024 + id
-    ) + "\n"
-}
-
 fn write_alerts(path: &Path, ids: std::ops::Range<u64>) {
-    let text: String = ids.map(alert_line).collect();
-    std::fs::write(path, text).expect("write alerts");
-}
-
-fn alerts(db: &Path) -> i64 {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return 0;
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
-        .unwrap_or(0)
+    std::fs::write(path, eve::alert_lines(ids, "ET TROJAN idle check", 2)).expect("write alerts");
 }
 
 fn quarantined(db: &Path) -> Vec<(String, String)> {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return Vec::new();
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    let Ok(mut st) = conn.prepare("SELECT file, reason FROM quarantine") else {
-        return Vec::new();
-    };
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map(|rows| rows.filter_map(Result::ok).collect())
-        .unwrap_or_default()
-}
-
-/// Poll `done` every 50 ms until it holds; fail with `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    db::query(db, "SELECT file, reason FROM quarantine", |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .unwrap_or_default()
 }
 
 /// Whether `pid` has a handler for SIGUSR1 (signal 10: bit 9 of `SigCgt` in /proc/PID/status).
@@ -79,25 +51,18 @@ fn catches_usr1(pid: u32) -> bool {
         .is_some_and(|m| m & (1 << 9) != 0)
 }
 
-struct Daemon {
-    child: Child,
+/// A daemon whose status lines (its stdout) are read as they come.
+struct Watching {
+    daemon: daemon::Daemon,
     lines: Receiver<String>,
 }
 
-impl Daemon {
-    fn start(home: &Path, watch: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["daemon", "--watch"])
-            .arg(watch)
-            .env("VIGIL_DATA", home.join("data"))
-            .env("VIGIL_CONFIG", home.join("config"))
-            .env("VIGIL_CACHE", home.join("cache"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start vigil daemon");
-        let out = child.stdout.take().expect("stdout");
+impl Watching {
+    fn start(home: &Path, watch: &Path) -> Watching {
+        let mut cmd = common::command(home, &["daemon", "--watch", &watch.display().to_string()]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut daemon = daemon::Daemon::spawn(cmd);
+        let out = daemon.take_stdout();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -106,19 +71,19 @@ impl Daemon {
                 }
             }
         });
-        let pid = child.id();
+        let pid = daemon.pid();
         // A SIGUSR1 sent before vigil listens for it would end the process.
         wait_until(
             Duration::from_secs(30),
             "the daemon to listen for SIGUSR1",
             || catches_usr1(pid),
         );
-        Daemon { child, lines }
+        Watching { daemon, lines }
     }
 
     /// The tailer counters, asked for with SIGUSR1 as an analyst would.
     fn activity(&self) -> serde_json::Value {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGUSR1).expect("kill -USR1");
+        self.daemon.signal(Signal::SIGUSR1);
         loop {
             let line = self
                 .lines
@@ -132,13 +97,6 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn count(v: &serde_json::Value, field: &str) -> u64 {
     v["tailer"][field]
         .as_u64()
@@ -146,7 +104,7 @@ fn count(v: &serde_json::Value, field: &str) -> u64 {
 }
 
 /// Count scans across five poll ticks: at most one per tick, plus one already under way.
-fn assert_idle(daemon: &Daemon, what: &str) {
+fn assert_idle(daemon: &Watching, what: &str) {
     // Enrichment and playbooks commit for a moment after the alerts land: start counting once
     // two poll ticks pass with no commit. An engine that keeps committing never gets there.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -194,7 +152,7 @@ fn idle_daemon_on_a_file_scans_once_per_poll() {
     std::fs::write(&eve, "").expect("create eve.json");
     // Another file in the same directory, not watched: its presence must not matter.
     write_alerts(&logs.join("other.json"), 1000..1010);
-    let daemon = Daemon::start(home.path(), &eve);
+    let daemon = Watching::start(home.path(), &eve);
     assert_idle(&daemon, "an empty file");
 
     write_alerts(&eve, 0..ALERTS as u64);
@@ -213,7 +171,7 @@ fn idle_daemon_on_a_folder_scans_once_per_poll() {
     write_alerts(&logs.join("a.json"), 0..(ALERTS as u64 / 2));
     write_alerts(&logs.join("b.json"), (ALERTS as u64 / 2)..ALERTS as u64);
     let db = home.path().join("data").join("vigil.db");
-    let daemon = Daemon::start(home.path(), &logs);
+    let daemon = Watching::start(home.path(), &logs);
     wait_until(Duration::from_secs(60), "the alerts to be stored", || {
         alerts(&db) >= ALERTS
     });
@@ -228,7 +186,7 @@ fn idle_daemon_on_a_glob_scans_once_per_poll() {
     std::fs::create_dir_all(&logs).expect("mkdir");
     write_alerts(&logs.join("eve-1.json"), 0..ALERTS as u64);
     let db = home.path().join("data").join("vigil.db");
-    let daemon = Daemon::start(home.path(), &logs.join("eve-*.json"));
+    let daemon = Watching::start(home.path(), &logs.join("eve-*.json"));
     wait_until(Duration::from_secs(60), "the alerts to be stored", || {
         alerts(&db) >= ALERTS
     });
@@ -251,7 +209,7 @@ fn an_unclosed_json_array_is_quarantined_once_and_the_daemon_goes_idle() {
     )
     .expect("write export");
     let db = home.path().join("data").join("vigil.db");
-    let daemon = Daemon::start(home.path(), &logs);
+    let daemon = Watching::start(home.path(), &logs);
     let is_break = |reason: &str| reason.contains("ends inside an array");
     wait_until(
         Duration::from_secs(60),
@@ -281,7 +239,8 @@ fn an_unclosed_json_array_is_quarantined_once_and_the_daemon_goes_idle() {
 #[cfg(feature = "tui")]
 /// The TUI's activity as SIGUSR1 writes it to `vigil.log` (the terminal is the TUI's).
 fn tui_activity(pid: u32, log: &Path, asked: &mut usize) -> serde_json::Value {
-    kill(Pid::from_raw(pid as i32), Signal::SIGUSR1).expect("kill -USR1");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGUSR1)
+        .expect("kill -USR1");
     *asked += 1;
     let mut found = None;
     wait_until(

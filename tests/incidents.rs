@@ -1,9 +1,13 @@
 //! Incident grouping through the real binary: the default rules (same rule and source within
 //! 15 minutes; same host and ATT&CK tactic within an hour) and a custom rule from config.
 
-use serde_json::Value;
+#[path = "common/cli.rs"]
+mod cli;
+mod common;
+
+use cli::{json_lines, vigil_ok};
+use common::vigil;
 use std::path::Path;
-use std::process::Command;
 
 fn eve(ts: &str, sig: u32, src: &str) -> String {
     format!(
@@ -24,25 +28,10 @@ fn incidents(home: &Path, lines: &[String], config: Option<&str>) -> Vec<Option<
         std::fs::create_dir_all(home.join("config")).expect("mkdir");
         std::fs::write(home.join("config/config.toml"), c).expect("config");
     }
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(args)
-            .env("VIGIL_DATA", home.join("data"))
-            .env("VIGIL_CONFIG", home.join("config"))
-            .output()
-            .expect("vigil");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    };
-    run(&["ingest", &file.display().to_string()]);
-    let out = run(&["export"]);
-    String::from_utf8_lossy(&out)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("json")["vigil"]["incident_id"].as_i64())
+    vigil_ok(home, &["ingest", &file.display().to_string()]);
+    json_lines(&vigil_ok(home, &["export"]))
+        .iter()
+        .map(|v| v["vigil"]["incident_id"].as_i64())
         .collect()
 }
 
@@ -84,15 +73,13 @@ fn rules_come_from_config_and_bad_rules_are_refused() {
         "[incidents]\nrules = [{ name = \"x\", group_by = [\"source.port\"], window_minutes = 5 }]\n",
     )
     .expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
+    let out = vigil(
+        home.path(),
+        &[
             "ingest",
             &home.path().join("alerts.json").display().to_string(),
-        ])
-        .env("VIGIL_DATA", home.path().join("data"))
-        .env("VIGIL_CONFIG", home.path().join("config"))
-        .output()
-        .expect("vigil");
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -144,16 +131,7 @@ steps:
         .collect();
     let ids = incidents(home.path(), &lines, Some(&config));
     assert!(ids.iter().all(|i| *i == ids[0]), "one incident: {ids:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["actions", "--all"])
-        .env("VIGIL_DATA", home.path().join("data"))
-        .env("VIGIL_CONFIG", home.path().join("config"))
-        .output()
-        .expect("vigil");
-    let actions: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+    let actions = cli::actions(home.path());
     // Alerts 5, 6 and 7 each match: the block is one call (same source, deduplicated); the
     // counts differ, so three notes.
     let entries: Vec<&str> = actions

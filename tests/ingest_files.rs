@@ -2,29 +2,26 @@
 //! with a broken gzip in the middle, a line too long to parse, pretty-printed arrays and
 //! configured mappings. Each test runs the real binary.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/db.rs"]
+mod db;
+#[path = "common/eve.rs"]
+mod eve;
+#[path = "common/wait.rs"]
+mod wait;
 
+use cli::json_lines;
 use common::vigil;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn alert_line(id: u64, rule: &str) -> String {
-    format!(
-        r#"{{"timestamp":"2024-05-01T12:00:{:02}.{:06}Z","flow_id":{id},"event_type":"alert","src_ip":"198.51.100.{}","src_port":{},"dest_ip":"10.1.0.5","dest_port":443,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":{},"rev":1,"signature":"{rule} {id}","category":"A Network Trojan was detected","severity":1}}}}"#,
-        id % 60,
-        id % 1_000_000,
-        id % 250,
-        1024 + id % 60000,
-        2_000_000 + id % 7
-    ) + "\n"
-}
-
-fn alerts(ids: std::ops::Range<u64>, rule: &str) -> String {
-    ids.map(|i| alert_line(i, rule)).collect()
-}
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use wait::wait_until;
 
 fn gzip(text: &str) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -42,24 +39,6 @@ fn summary(out: &Output) -> Value {
     })
 }
 
-fn query(db: &Path, sql: &str) -> Vec<String> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("db");
-    let mut stmt = conn.prepare(sql).expect("prepare");
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
-
 #[test]
 fn a_truncated_gzip_in_a_batch_keeps_its_readable_part_and_the_next_file_is_read() {
     let home = tempfile::tempdir().expect("tempdir");
@@ -67,10 +46,10 @@ fn a_truncated_gzip_in_a_batch_keeps_its_readable_part_and_the_next_file_is_read
     let a = dir.join("a.json");
     let b = dir.join("b.json.gz");
     let c = dir.join("c.json");
-    std::fs::write(&a, alerts(0..3, "first file")).expect("a");
-    let whole = gzip(&alerts(100..2100, "broken file"));
+    std::fs::write(&a, eve::alert_lines(0..3, "first file", 1)).expect("a");
+    let whole = gzip(&eve::alert_lines(100..2100, "broken file", 1));
     std::fs::write(&b, &whole[..whole.len() * 2 / 3]).expect("b");
-    std::fs::write(&c, alerts(200..205, "last file")).expect("c");
+    std::fs::write(&c, eve::alert_lines(200..205, "last file", 1)).expect("c");
     let args: Vec<String> = [&a, &b, &c]
         .iter()
         .map(|p| p.display().to_string())
@@ -94,7 +73,7 @@ fn a_truncated_gzip_in_a_batch_keeps_its_readable_part_and_the_next_file_is_read
     );
 
     let db = dir.join("data/vigil.db");
-    let rules = query(&db, "SELECT rule_name FROM alerts");
+    let rules = db::texts(&db, "SELECT rule_name FROM alerts");
     let count = |prefix: &str| rules.iter().filter(|r| r.starts_with(prefix)).count();
     assert_eq!(count("first file"), 3);
     assert_eq!(
@@ -108,7 +87,7 @@ fn a_truncated_gzip_in_a_batch_keeps_its_readable_part_and_the_next_file_is_read
         "the readable part of the broken gzip is kept: {readable}"
     );
     assert_eq!(s["alerts"].as_u64(), Some(3 + 5 + readable as u64), "{s}");
-    let reasons = query(&db, "SELECT reason FROM quarantine");
+    let reasons = db::texts(&db, "SELECT reason FROM quarantine");
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].starts_with(&format!("{}:{}: ", args[1], readable + 1)),
@@ -122,7 +101,7 @@ fn a_missing_file_in_a_batch_is_reported_and_the_rest_is_read() {
     let home = tempfile::tempdir().expect("tempdir");
     let dir = home.path();
     let a = dir.join("a.json");
-    std::fs::write(&a, alerts(0..2, "present")).expect("a");
+    std::fs::write(&a, eve::alert_lines(0..2, "present", 1)).expect("a");
     let missing = dir.join("gone.json").display().to_string();
     let out = vigil(dir, &["ingest", &missing, &a.display().to_string()]);
     assert_eq!(out.status.code(), Some(1));
@@ -135,26 +114,6 @@ fn a_missing_file_in_a_batch_is_reported_and_the_rest_is_read() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(&missing));
 }
 
-/// A running daemon, killed if the test fails before it stops.
-struct Daemon(Option<Child>);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
-}
-
 #[test]
 fn an_over_long_line_is_quarantined_whole_once_by_ingest_and_by_the_tailer() {
     let home = tempfile::tempdir().expect("tempdir");
@@ -164,8 +123,8 @@ fn an_over_long_line_is_quarantined_whole_once_by_ingest_and_by_the_tailer() {
     let file = logs.join("eve.json");
     // 2 MiB of junk, then an alert on the same line: none of it may be read as an alert.
     let mut text = "A".repeat(2 * 1024 * 1024);
-    text.push_str(&alert_line(1, "hidden after junk"));
-    text.push_str(&alert_line(2, "visible"));
+    text.push_str(&eve::alert_line(1, "hidden after junk", 1));
+    text.push_str(&eve::alert_line(2, "visible", 1));
     std::fs::write(&file, &text).expect("write");
     let path = file.display().to_string();
 
@@ -184,62 +143,51 @@ fn an_over_long_line_is_quarantined_whole_once_by_ingest_and_by_the_tailer() {
     let ingested = dir.join("data/vigil.db");
     let want = format!(
         "{path}:1: line is {} bytes, over the 1048576 byte limit ([ingest] max_record_bytes)",
-        2 * 1024 * 1024 + alert_line(1, "hidden after junk").len() - 1
+        2 * 1024 * 1024 + eve::alert_line(1, "hidden after junk", 1).len() - 1
     );
     assert_eq!(
-        query(&ingested, "SELECT reason FROM quarantine"),
+        db::texts(&ingested, "SELECT reason FROM quarantine"),
         vec![want.clone()]
     );
 
     let tailed = dir.join("tailed.db");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
+    let mut cmd = common::command(
+        dir,
+        &[
             "daemon",
             "--db",
             &tailed.display().to_string(),
             "--watch",
             &path,
-        ])
-        .env("VIGIL_DATA", dir.join("data2"))
-        .env("VIGIL_CONFIG", dir.join("config"))
-        .env("VIGIL_CACHE", dir.join("cache"))
+        ],
+    );
+    cmd.env("VIGIL_DATA", dir.join("data2"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("daemon");
-    let mut daemon = Daemon(Some(child));
-    let count = |sql: &str| {
-        rusqlite::Connection::open_with_flags(&tailed, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
-            .unwrap_or(0)
-    };
-    wait_until("the tailer to commit the visible alert", || {
-        count("SELECT count(*) FROM alerts WHERE rule_name LIKE 'visible%'") == 1
-    });
-    let pid = daemon.0.as_ref().map_or(0, Child::id);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let out = daemon
-        .0
-        .take()
-        .expect("running")
-        .wait_with_output()
-        .expect("exit");
+        .stderr(Stdio::piped());
+    let daemon = daemon::Daemon::spawn(cmd);
+    wait_until(
+        Duration::from_secs(60),
+        "the tailer to commit the visible alert",
+        || {
+            db::number(
+                &tailed,
+                "SELECT count(*) FROM alerts WHERE rule_name LIKE 'visible%'",
+            ) == 1
+        },
+    );
+    let out = daemon.stop();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        query(&tailed, "SELECT rule_name FROM alerts"),
+        db::texts(&tailed, "SELECT rule_name FROM alerts"),
         vec!["visible 2".to_string()],
         "nothing after the junk is read as an alert"
     );
     assert_eq!(
-        query(&tailed, "SELECT reason FROM quarantine"),
+        db::texts(&tailed, "SELECT reason FROM quarantine"),
         vec![want],
         "the tailer quarantines the line whole, once, with the same reason as ingest"
     );

@@ -7,37 +7,25 @@
 //!   unknown";
 //! - `vigil approve` whose run finds the lease held elsewhere exits 3 and names the holder.
 
+#[path = "common/cli.rs"]
+mod cli;
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/mock_http.rs"]
+mod mock_http;
+#[path = "common/wait.rs"]
+mod wait;
 
+use cli::{actions, ingest_fixture, status, vigil_ok};
 use common::vigil;
-use serde_json::Value;
-use std::io::Read;
-use std::net::TcpListener;
+use daemon::Daemon;
+use mock_http::silent_receiver;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// A receiver that reads each request and never answers; counts the requests.
-fn silent_receiver() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-    let seen = Arc::new(AtomicUsize::new(0));
-    let count = seen.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            if s.read(&mut buf).is_ok_and(|n| n > 0) {
-                count.fetch_add(1, Ordering::SeqCst);
-            }
-            held.push(s);
-        }
-    });
-    (url, seen)
-}
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use wait::wait_until;
 
 /// Two webhook steps for the one Mirai alert: two actions to run side by side.
 fn setup(home: &Path, url: &str) -> Vec<i64> {
@@ -62,69 +50,27 @@ fn setup(home: &Path, url: &str) -> Vec<i64> {
         ),
     )
     .expect("playbook");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/suricata-alert.json");
-    let out = vigil(home, &["ingest", &fixture.display().to_string()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ingest_fixture(home);
     actions(home)
         .iter()
         .map(|a| a["id"].as_i64().expect("id"))
         .collect()
 }
 
-fn actions(home: &Path) -> Vec<Value> {
-    let out = vigil(home, &["actions", "--all"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
-}
-
-fn status(home: &Path, id: i64) -> String {
-    actions(home)
-        .into_iter()
-        .find(|a| a["id"] == id)
-        .and_then(|a| a["status"].as_str().map(str::to_string))
-        .expect("action")
-}
-
 /// `vigil approve ID` through `program`, left running.
-fn spawn_approve(program: &Path, home: &Path, id: i64) -> Child {
-    Command::new(program)
-        .args(["approve", &id.to_string(), "--reason", "go"])
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn approve")
-}
-
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
+fn spawn_approve(program: &Path, home: &Path, id: i64) -> Daemon {
+    let mut cmd = common::command_for(
+        program,
+        home,
+        ["approve", &id.to_string(), "--reason", "go"],
+    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Daemon::spawn(cmd)
 }
 
 /// Another vigil touching the database: it recovers actions whose runner is gone.
 fn another_vigil(home: &Path) {
-    let out = vigil(home, &["audit", "checkpoint"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vigil_ok(home, &["audit", "checkpoint"]);
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -148,13 +94,13 @@ fn a_live_runner_keeps_its_action_and_a_killed_one_loses_it() {
     // The first runs through a symlink whose name is not "vigil".
     let link = h.join("soar-cli");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_vigil"), &link).expect("symlink");
-    let mut linked = spawn_approve(&link, h, ids[0]);
-    wait_until("the first call to arrive", || {
+    let linked = spawn_approve(&link, h, ids[0]);
+    wait_until(Duration::from_secs(60), "the first call to arrive", || {
         seen.load(Ordering::SeqCst) == 1
     });
     // The second runs from the real path; it will be killed and left unreaped.
-    let mut killed = spawn_approve(Path::new(env!("CARGO_BIN_EXE_vigil")), h, ids[1]);
-    wait_until("the second call to arrive", || {
+    let killed = spawn_approve(Path::new(env!("CARGO_BIN_EXE_vigil")), h, ids[1]);
+    wait_until(Duration::from_secs(60), "the second call to arrive", || {
         seen.load(Ordering::SeqCst) == 2
     });
 
@@ -166,14 +112,12 @@ fn a_live_runner_keeps_its_action_and_a_killed_one_loses_it() {
     );
     assert_eq!(status(h, ids[1]), "running");
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(killed.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
-    wait_until("the killed runner to be a zombie", || {
-        is_zombie(killed.id())
-    });
+    killed.signal(nix::sys::signal::Signal::SIGKILL);
+    wait_until(
+        Duration::from_secs(60),
+        "the killed runner to be a zombie",
+        || is_zombie(killed.pid()),
+    );
     another_vigil(h);
     assert_eq!(
         status(h, ids[1]),
@@ -182,9 +126,9 @@ fn a_live_runner_keeps_its_action_and_a_killed_one_loses_it() {
     );
     assert_eq!(status(h, ids[0]), "running", "still alive");
 
-    let _ = linked.kill();
-    let _ = linked.wait();
-    let _ = killed.wait();
+    // Dropping a runner kills it (the symlinked one) and reaps it (the killed one).
+    drop(linked);
+    drop(killed);
     another_vigil(h);
     assert_eq!(status(h, ids[0]), "unknown");
     assert_eq!(seen.load(Ordering::SeqCst), 2, "nothing was sent again");

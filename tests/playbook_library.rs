@@ -2,28 +2,13 @@
 //! ../shared/data): each playbook proposes its steps for its alert, through the real binary with
 //! the built-in playbooks and a local webhook configured. Every shipped playbook is exercised.
 
-use serde_json::Value;
+#[path = "common/cli.rs"]
+mod cli;
+mod common;
+
+use cli::{actions, json_lines, vigil_ok};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
-
-fn vigil(home: &Path, args: &[&str]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .output()
-        .expect("vigil");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// `(playbook, step)` pairs proposed for one alert file.
 fn proposals(alert: &str) -> BTreeSet<(String, String)> {
@@ -38,9 +23,12 @@ fn proposals(alert: &str) -> BTreeSet<(String, String)> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/playbooks/alerts")
         .join(alert);
-    let s = vigil(home.path(), &["ingest", &file.display().to_string()]);
+    let s = json_lines(&vigil_ok(
+        home.path(),
+        &["ingest", &file.display().to_string()],
+    ));
     assert_eq!(s[0]["alerts"], 1, "{alert}: {}", s[0]);
-    vigil(home.path(), &["actions", "--all"])
+    actions(home.path())
         .iter()
         .map(|a| {
             (
@@ -193,8 +181,8 @@ steps:
     .expect("config");
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/playbooks/alerts/c2-suricata.json");
-    vigil(home.path(), &["ingest", &file.display().to_string()]);
-    let entries: BTreeSet<String> = vigil(home.path(), &["actions"])
+    vigil_ok(home.path(), &["ingest", &file.display().to_string()]);
+    let entries: BTreeSet<String> = json_lines(&vigil_ok(home.path(), &["actions"]))
         .iter()
         .filter_map(|a| a["params"]["entry"].as_str().map(str::to_string))
         .collect();

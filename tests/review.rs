@@ -3,13 +3,18 @@
 //! clean exit leaves the whole case in the `.db` file.
 
 mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
 use common::vigil;
+use daemon::Daemon;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 /// A folder tree an unprivileged analyst can use: `home` (theirs, for vigil's data, config and
@@ -19,16 +24,6 @@ struct Case {
     home: PathBuf,
     dir: PathBuf,
     db: PathBuf,
-}
-
-/// A daemon killed when dropped, so a failing test leaves no process behind.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn root() -> bool {
@@ -92,12 +87,7 @@ fn vigil_as_analyst(home: &Path, args: &[&str]) -> Output {
     let mut argv = vec![env!("CARGO_BIN_EXE_vigil")];
     argv.extend_from_slice(args);
     let argv = as_analyst(&argv);
-    Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("VIGIL_DATA", home.join("data"))
-        .env("VIGIL_CONFIG", home.join("config"))
-        .env("VIGIL_CACHE", home.join("cache"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    common::command_for(&argv[0], home, &argv[1..])
         .output()
         .expect("run vigil")
 }
@@ -262,39 +252,21 @@ fn a_database_given_without_watch_follows_nothing() {
         );
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
-    let mut daemon = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["--db", &copy.display().to_string(), "daemon"])
-            .env("VIGIL_DATA", home.path().join("data"))
-            .env("VIGIL_CONFIG", home.path().join("config"))
-            .env("VIGIL_CACHE", home.path().join("cache"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("daemon"),
+    let daemon = Daemon::start_piped(
+        home.path(),
+        &["--db", &copy.display().to_string(), "daemon"],
     );
     // The engine logs its watch set once the tailer has started; wait for that line.
     let log = home.path().join("data/vigil.log");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let watching = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.contains("watch set")) {
-            break l.to_string();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no watch set in the log:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("SIGTERM");
-    let status = daemon.0.wait().expect("wait");
-    assert!(status.success());
+    let mut text = String::new();
+    let watching = wait::poll_for(Duration::from_secs(60), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .find(|l| l.contains("watch set"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no watch set in the log:\n{text}"));
+    assert!(daemon.stop().status.success());
     assert!(
         !watching.contains("samples"),
         "a saved case followed the shipped samples: {watching}"

@@ -4,28 +4,29 @@
 //! stored exactly once: the rotated file is found by its inode beside the old name and read on
 //! from its checkpoint.
 
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/db.rs"]
+mod db;
+#[path = "common/eve.rs"]
+mod eve;
 #[cfg(feature = "tui")]
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use daemon::Daemon;
+use db::{alerts, number};
+use nix::sys::signal::Signal;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn alert_line(id: u64) -> String {
-    format!(
-        r#"{{"timestamp":"2024-05-01T12:00:00.{:06}Z","flow_id":{id},"event_type":"alert","src_ip":"198.51.100.{}","src_port":{},"dest_ip":"10.1.0.5","dest_port":443,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":2000001,"rev":1,"signature":"ET TROJAN rotation crash {id}","category":"A Network Trojan was detected","severity":1}}}}"#,
-        id % 1_000_000,
-        id % 250,
-        1024 + id % 60000
-    ) + "\n"
-}
+use std::time::Duration;
+use wait::wait_until;
 
 fn append(path: &Path, ids: std::ops::Range<u64>) {
-    let text: String = ids.map(alert_line).collect();
+    let text = eve::alert_lines(ids, "ET TROJAN rotation crash", 1);
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -35,51 +36,8 @@ fn append(path: &Path, ids: std::ops::Range<u64>) {
         .expect("append");
 }
 
-fn query(db: &Path, sql: &str) -> i64 {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return 0;
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
-}
-
-fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(home: &Path, watch: &Path) -> Daemon {
-        Daemon(
-            Command::new(env!("CARGO_BIN_EXE_vigil"))
-                .args(["daemon", "--watch"])
-                .arg(watch)
-                .env("VIGIL_DATA", home.join("data"))
-                .env("VIGIL_CONFIG", home.join("config"))
-                .env("VIGIL_CACHE", home.join("cache"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start vigil daemon"),
-        )
-    }
-    fn signal(&self, s: Signal) {
-        kill(Pid::from_raw(self.0.id() as i32), s).expect("signal");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn watch(home: &Path, file: &Path) -> Daemon {
+    Daemon::start(home, &["daemon", "--watch", &file.display().to_string()])
 }
 
 #[test]
@@ -89,12 +47,12 @@ fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
     std::fs::create_dir_all(&logs).expect("mkdir");
     let db = home.path().join("data").join("vigil.db");
     let eve = logs.join("eve.json");
-    let alerts = || query(&db, "SELECT count(*) FROM alerts");
+    let stored = || alerts(&db);
 
     append(&eve, 0..200);
-    let daemon = Daemon::start(home.path(), &eve);
+    let daemon = watch(home.path(), &eve);
     wait_until(Duration::from_secs(60), "the first alerts", || {
-        alerts() >= 200
+        stored() >= 200
     });
 
     // Frozen, it cannot read what comes next; then rotated away and killed.
@@ -105,12 +63,12 @@ fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
     daemon.signal(Signal::SIGKILL);
     drop(daemon);
 
-    let _restarted = Daemon::start(home.path(), &eve);
+    let _restarted = watch(home.path(), &eve);
     wait_until(Duration::from_secs(120), "all 1,300 alerts", || {
-        alerts() >= 1300
+        stored() >= 1300
     });
-    assert_eq!(alerts(), 1300, "each alert once");
-    let recovered = query(
+    assert_eq!(stored(), 1300, "each alert once");
+    let recovered = number(
         &db,
         "SELECT count(*) FROM audit WHERE detail LIKE '%recovered_rotated%'",
     );
@@ -127,9 +85,9 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     std::fs::create_dir_all(&logs).expect("mkdir");
     let db = home.path().join("data").join("vigil.db");
     let eve = logs.join("eve.json");
-    let alerts = || query(&db, "SELECT count(*) FROM alerts");
+    let stored = || alerts(&db);
     let lost = || {
-        query(
+        number(
             &db,
             "SELECT count(*) FROM audit WHERE kind = 'tail_event' AND detail LIKE '%\"lost_rotated\"%'",
         )
@@ -137,9 +95,9 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
 
     append(&eve, 0..200);
     let read_to = std::fs::metadata(&eve).expect("eve.json").len() as i64;
-    let daemon = Daemon::start(home.path(), &eve);
+    let daemon = watch(home.path(), &eve);
     wait_until(Duration::from_secs(60), "the first alerts", || {
-        alerts() >= 200
+        stored() >= 200
     });
 
     daemon.signal(Signal::SIGSTOP);
@@ -151,14 +109,14 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     daemon.signal(Signal::SIGKILL);
     drop(daemon);
 
-    let restarted = Daemon::start(home.path(), &eve);
+    let restarted = watch(home.path(), &eve);
     wait_until(
         Duration::from_secs(120),
         "the new file and the report",
-        || alerts() >= 300 && lost() >= 1,
+        || stored() >= 300 && lost() >= 1,
     );
     drop(restarted);
-    assert_eq!(alerts(), 300, "the new file's 100 alerts once each");
+    assert_eq!(stored(), 300, "the new file's 100 alerts once each");
     assert_eq!(lost(), 1, "reported once");
     let conn = rusqlite::Connection::open(&db).expect("open");
     let detail: String = conn
@@ -173,10 +131,10 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     assert_eq!(detail["read_to"], read_to, "{detail}");
 
     // Another restart does not report it again.
-    let again = Daemon::start(home.path(), &eve);
+    let again = watch(home.path(), &eve);
     append(&eve, 1300..1310);
     wait_until(Duration::from_secs(60), "ten more alerts", || {
-        alerts() >= 310
+        stored() >= 310
     });
     drop(again);
     assert_eq!(lost(), 1, "reported once, not on every start");

@@ -1,9 +1,19 @@
 //! Two sensors writing CSV with the same long header into one watched folder: the real daemon
 //! stores every row of both, and a third sensor started after a restart is read from its start.
 
+mod common;
+#[path = "common/daemon.rs"]
+mod daemon;
+#[path = "common/db.rs"]
+mod db;
+#[path = "common/wait.rs"]
+mod wait;
+
+use daemon::Daemon;
+use db::alerts;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wait::wait_until;
 
 fn csv(sensor: u64, rows: u64) -> String {
     let extra: Vec<String> = (0..12)
@@ -23,49 +33,8 @@ fn csv(sensor: u64, rows: u64) -> String {
     text
 }
 
-fn alerts(db: &Path) -> i64 {
-    let Ok(conn) =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-    else {
-        return 0;
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
-    conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
-        .unwrap_or(0)
-}
-
-fn wait_until(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(home: &Path, watch: &Path) -> Daemon {
-        Daemon(
-            Command::new(env!("CARGO_BIN_EXE_vigil"))
-                .args(["daemon", "--watch"])
-                .arg(watch)
-                .env("VIGIL_DATA", home.join("data"))
-                .env("VIGIL_CONFIG", home.join("config"))
-                .env("VIGIL_CACHE", home.join("cache"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start vigil daemon"),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn watch(home: &Path, logs: &Path) -> Daemon {
+    Daemon::start(home, &["daemon", "--watch", &logs.display().to_string()])
 }
 
 #[test]
@@ -76,7 +45,7 @@ fn csv_sensors_with_the_same_long_header_are_all_stored() {
     let db = home.path().join("data").join("vigil.db");
     std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
     std::fs::write(logs.join("sensor2.csv"), csv(2, 10)).expect("write");
-    let daemon = Daemon::start(home.path(), &logs);
+    let daemon = watch(home.path(), &logs);
     wait_until(
         Duration::from_secs(60),
         "20 alerts from two sensors",
@@ -86,7 +55,7 @@ fn csv_sensors_with_the_same_long_header_are_all_stored() {
 
     // After a restart, a third sensor with the same header, its first rows included.
     std::fs::write(logs.join("sensor3.csv"), csv(3, 15)).expect("write");
-    let _daemon = Daemon::start(home.path(), &logs);
+    let _daemon = watch(home.path(), &logs);
     wait_until(
         Duration::from_secs(60),
         "35 alerts from three sensors",
@@ -106,7 +75,7 @@ fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start()
     std::fs::create_dir_all(&logs).expect("mkdir");
     let db = home.path().join("data").join("vigil.db");
     std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
-    let daemon = Daemon::start(home.path(), &logs);
+    let daemon = watch(home.path(), &logs);
     wait_until(Duration::from_secs(60), "10 alerts from sensor 1", || {
         alerts(&db) >= 10
     });
@@ -120,7 +89,7 @@ fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start()
         "rows of the same length"
     );
     std::fs::write(logs.join("sensor4.csv"), replacement).expect("write");
-    let _daemon = Daemon::start(home.path(), &logs);
+    let _daemon = watch(home.path(), &logs);
     wait_until(Duration::from_secs(60), "10 alerts from sensor 4", || {
         alerts(&db) >= 20
     });

@@ -3,6 +3,8 @@
 
 #[path = "common/tmux.rs"]
 mod tmux;
+#[path = "common/wait.rs"]
+mod wait;
 
 use std::time::Duration;
 
@@ -209,19 +211,17 @@ fn edit_then_approve_types_params_and_reason_into_their_own_fields() {
     t.type_text("scoped block confirmed");
     t.keys(&["Enter"]);
     let blocklist = home.path().join("data/blocklist.txt");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = std::fs::read_to_string(&blocklist).unwrap_or_default();
-        if list.lines().any(|l| l.trim() == "10.9.9.9") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
+    let mut list = String::new();
+    wait::poll_for(Duration::from_secs(30), || {
+        list = std::fs::read_to_string(&blocklist).unwrap_or_default();
+        list.lines().any(|l| l.trim() == "10.9.9.9").then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
             "the edited call never ran; blocklist {list:?}; screen:\n{}",
             t.screen()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        )
+    });
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(Duration::from_secs(30)), 0, "{}", t.screen());
     let audit = rusqlite::Connection::open(home.path().join("data/vigil.db"))

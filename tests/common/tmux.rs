@@ -1,15 +1,16 @@
 //! The real binary in a real terminal: a private tmux server per test, an 80x24 pane, keys sent
 //! as an analyst types them and the screen read back as text. Include it with
-//! `#[path = "common/tmux.rs"] mod tmux;`.
+//! `#[path = "common/tmux.rs"] mod tmux;` beside `#[path = "common/wait.rs"] mod wait;`.
 //!
 //! Waiting is on what the screen shows (polled every few milliseconds up to a deadline), never a
 //! fixed sleep: a test passes as soon as the screen is right and fails with the last screen in
 //! its message when it never is.
 #![allow(dead_code)]
 
+use crate::wait::poll_for;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One tmux server on a socket of its own, with one session running one command.
 pub struct Tmux {
@@ -123,17 +124,12 @@ impl Tmux {
     /// Wait until the screen satisfies `pred`, returning that screen; panics with `what` and the
     /// last screen after `timeout`.
     pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; the screen was:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut last = String::new();
+        poll_for(timeout, || {
+            last = self.screen();
+            pred(&last).then(|| last.clone())
+        })
+        .unwrap_or_else(|| panic!("timed out waiting for {what}; the screen was:\n{last}"))
     }
 
     /// Wait until the screen contains `text`.
@@ -150,16 +146,13 @@ impl Tmux {
             .trim()
             .parse()
             .expect("pane pid");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let child = poll_for(Duration::from_secs(10), || {
             let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
                 .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                return pid.parse().expect("child pid");
-            }
-            assert!(Instant::now() < deadline, "the program never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            children.split_whitespace().next().map(str::to_string)
+        })
+        .expect("the program never started");
+        child.parse().expect("child pid")
     }
 
     /// The program's exit status once it has exited (128 + the signal number when a signal
@@ -172,19 +165,12 @@ impl Tmux {
 
     /// Wait for the program to exit and return its status.
     pub fn wait_exit(&self, timeout: Duration) -> i32 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(code) = self.exit_status() {
-                return code;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "program still running after {timeout:?}; the screen was:\n{}",
-                    self.screen()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_for(timeout, || self.exit_status()).unwrap_or_else(|| {
+            panic!(
+                "program still running after {timeout:?}; the screen was:\n{}",
+                self.screen()
+            )
+        })
     }
 }
 
