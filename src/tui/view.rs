@@ -169,14 +169,14 @@ fn draw_header(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// `⚠ eve.json not found after rotation: read to byte 48210, 900+ bytes unread · vigil audit`
-/// ("+": what was written after vigil's last look cannot be counted).
+/// `⚠ eve.json not found after rotation: 900+ bytes unread · vigil audit` ("+": what was
+/// written after vigil's last look cannot be counted; the audit record says where it stopped).
 fn lost_file_line(lost: &LostFile, files: u64) -> String {
     let name = Path::new(&lost.path)
         .file_name()
         .map_or_else(|| lost.path.clone(), |n| n.to_string_lossy().into_owned());
     let unread = match lost.unread_bytes {
-        0 => "later bytes unknown".to_string(),
+        0 => "unread tail unknown".to_string(),
         n => format!("{n}+ bytes unread"),
     };
     let more = match files.saturating_sub(1) {
@@ -184,9 +184,8 @@ fn lost_file_line(lost: &LostFile, files: u64) -> String {
         n => format!(" (+{n} files)"),
     };
     format!(
-        "⚠ {} not found after rotation: read to byte {}, {unread}{more} · vigil audit",
-        untrusted(&name),
-        lost.read_to,
+        "⚠ {} not found after rotation: {unread}{more} · vigil audit",
+        untrusted(&name)
     )
 }
 
@@ -449,6 +448,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     };
     let a = &d.alert;
     let title = match (d.incident_id, d.incident_count) {
+        (Some(i), Some(1)) => format!("Alert #{} · incident #{i} (1 alert)", d.id),
         (Some(i), Some(n)) => format!("Alert #{} · incident #{i} ({n} alerts)", d.id),
         _ => format!("Alert #{}", d.id),
     };
