@@ -21,7 +21,7 @@ use daemon::Daemon;
 use db::{alerts, number};
 use nix::sys::signal::Signal;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wait::wait_until;
 
@@ -40,39 +40,62 @@ fn watch(home: &Path, file: &Path) -> Daemon {
     Daemon::start(home, &["daemon", "--watch", &file.display().to_string()])
 }
 
-#[test]
-fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
+/// A daemon on `logs/eve.json` stores 200 alerts, is frozen (SIGSTOP) so it cannot read what
+/// comes next, 1,000 more are written, the file is renamed to `eve.json.1` (and `after_rotation`
+/// runs), a new `eve.json` gets 100 alerts, and the daemon is killed.
+struct Crash {
+    home: tempfile::TempDir,
+    logs: PathBuf,
+    db: PathBuf,
+    eve: PathBuf,
+    /// Bytes of the 200 alerts the daemon stored before it was frozen.
+    read_to: i64,
+}
+
+fn crash_after_rotation(after_rotation: impl FnOnce(&Path)) -> Crash {
     let home = tempfile::tempdir().expect("tempdir");
     let logs = home.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
     let db = home.path().join("data").join("vigil.db");
     let eve = logs.join("eve.json");
-    let stored = || alerts(&db);
-
     append(&eve, 0..200);
+    let read_to = std::fs::metadata(&eve).expect("eve.json").len() as i64;
     let daemon = watch(home.path(), &eve);
     wait_until(Duration::from_secs(60), "the first alerts", || {
-        stored() >= 200
+        alerts(&db) >= 200
     });
-
-    // Frozen, it cannot read what comes next; then rotated away and killed.
     daemon.signal(Signal::SIGSTOP);
     append(&eve, 200..1200);
-    std::fs::rename(&eve, logs.join("eve.json.1")).expect("rotate");
+    let rotated = logs.join("eve.json.1");
+    std::fs::rename(&eve, &rotated).expect("rotate");
+    after_rotation(&rotated);
     append(&eve, 1200..1300);
     daemon.signal(Signal::SIGKILL);
     drop(daemon);
+    Crash {
+        home,
+        logs,
+        db,
+        eve,
+        read_to,
+    }
+}
 
-    let _restarted = watch(home.path(), &eve);
+#[test]
+fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
+    let c = crash_after_rotation(|_| {});
+    let stored = || alerts(&c.db);
+    let _restarted = watch(c.home.path(), &c.eve);
     wait_until(Duration::from_secs(120), "all 1,300 alerts", || {
         stored() >= 1300
     });
     assert_eq!(stored(), 1300, "each alert once");
     let recovered = number(
-        &db,
+        &c.db,
         "SELECT count(*) FROM audit WHERE detail LIKE '%recovered_rotated%'",
     );
     assert!(recovered >= 1, "the recovery is in the audit trail");
+    assert!(c.logs.join("eve.json.1").exists());
 }
 
 /// The rotated file is gone for good (compressed or deleted while vigil was down): the restart
@@ -80,36 +103,18 @@ fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
 /// how many bytes it had seen beyond that, and on the analyst's screen.
 #[test]
 fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let logs = home.path().join("logs");
-    std::fs::create_dir_all(&logs).expect("mkdir");
-    let db = home.path().join("data").join("vigil.db");
-    let eve = logs.join("eve.json");
-    let stored = || alerts(&db);
+    let c = crash_after_rotation(|rotated| {
+        std::fs::remove_file(rotated).expect("the rotated file is gone");
+    });
+    let (db, eve) = (&c.db, &c.eve);
+    let stored = || alerts(db);
     let lost = || {
         number(
-            &db,
+            db,
             "SELECT count(*) FROM audit WHERE kind = 'tail_event' AND detail LIKE '%\"lost_rotated\"%'",
         )
     };
-
-    append(&eve, 0..200);
-    let read_to = std::fs::metadata(&eve).expect("eve.json").len() as i64;
-    let daemon = watch(home.path(), &eve);
-    wait_until(Duration::from_secs(60), "the first alerts", || {
-        stored() >= 200
-    });
-
-    daemon.signal(Signal::SIGSTOP);
-    append(&eve, 200..1200);
-    let rotated = logs.join("eve.json.1");
-    std::fs::rename(&eve, &rotated).expect("rotate");
-    std::fs::remove_file(&rotated).expect("the rotated file is gone");
-    append(&eve, 1200..1300);
-    daemon.signal(Signal::SIGKILL);
-    drop(daemon);
-
-    let restarted = watch(home.path(), &eve);
+    let restarted = watch(c.home.path(), eve);
     wait_until(
         Duration::from_secs(120),
         "the new file and the report",
@@ -118,21 +123,17 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     drop(restarted);
     assert_eq!(stored(), 300, "the new file's 100 alerts once each");
     assert_eq!(lost(), 1, "reported once");
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    let detail: String = conn
-        .query_row(
-            "SELECT detail FROM audit WHERE detail LIKE '%\"lost_rotated\"%'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("the lost_rotated record");
-    let detail: serde_json::Value = serde_json::from_str(&detail).expect("json");
+    let detail = db::texts(
+        db,
+        "SELECT detail FROM audit WHERE detail LIKE '%\"lost_rotated\"%'",
+    );
+    let detail: serde_json::Value = serde_json::from_str(&detail[0]).expect("json");
     assert_eq!(detail["path"], eve.display().to_string(), "{detail}");
-    assert_eq!(detail["read_to"], read_to, "{detail}");
+    assert_eq!(detail["read_to"], c.read_to, "{detail}");
 
     // Another restart does not report it again.
-    let again = watch(home.path(), &eve);
-    append(&eve, 1300..1310);
+    let again = watch(c.home.path(), eve);
+    append(eve, 1300..1310);
     wait_until(Duration::from_secs(60), "ten more alerts", || {
         stored() >= 310
     });
@@ -140,7 +141,7 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     assert_eq!(lost(), 1, "reported once, not on every start");
 
     #[cfg(feature = "tui")]
-    shows_on_screen(home.path(), &db);
+    shows_on_screen(c.home.path(), db);
 }
 
 /// The analyst who opens the queue afterwards sees which file could not be finished.
