@@ -15,20 +15,7 @@ fn the_queue_of_shipped_samples_shows_at_80x24_and_q_quits() {
         return;
     }
     let home = tempfile::tempdir().expect("home");
-    let data = home.path().join("data");
-    let config = home.path().join("config");
-    let cache = home.path().join("cache");
-    let t = tmux::Tmux::start(
-        &[env!("CARGO_BIN_EXE_vigil")],
-        &[
-            ("VIGIL_DATA", &data.display().to_string()),
-            ("VIGIL_CONFIG", &config.display().to_string()),
-            ("VIGIL_CACHE", &cache.display().to_string()),
-        ],
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        80,
-        24,
-    );
+    let t = vigil_at_80x24(&home_env(home.path()));
     let screen = t.wait_for("the queue with a risk band", Duration::from_secs(60), |s| {
         ["CRIT", "HIGH", "MED", "LOW"].iter().any(|b| s.contains(b)) && s.contains("alerts")
     });
@@ -49,6 +36,18 @@ fn home_env(home: &std::path::Path) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// `vigil` with no arguments, as a new user runs it from the repository, at 80x24 with `env`.
+fn vigil_at_80x24(env: &[(String, String)]) -> tmux::Tmux {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    tmux::Tmux::start(
+        &[env!("CARGO_BIN_EXE_vigil")],
+        &env,
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        80,
+        24,
+    )
 }
 
 /// A lookup provider that accepts connections and never answers: every online lookup stays
@@ -83,14 +82,7 @@ fn q_quits_at_once_while_online_lookups_wait_and_logs_what_it_left_pending() {
     .expect("config");
     let mut env = home_env(home.path());
     env.push(("VIGIL_VIRUSTOTAL_KEY".into(), "test-key-not-secret".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let t = tmux::Tmux::start(
-        &[env!("CARGO_BIN_EXE_vigil")],
-        &env,
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        80,
-        24,
-    );
+    let t = vigil_at_80x24(&env);
     // The status bar shows the provider's queue once lookups wait behind the budget.
     t.wait_for(
         "queued lookups in the status bar",
@@ -144,14 +136,7 @@ fn a_sixteen_colour_terminal_gets_the_sixteen_named_colours() {
         let mut env = home_env(home.path());
         env.push(("TERM".into(), term.into()));
         env.push(("COLORTERM".into(), colorterm.into()));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let t = tmux::Tmux::start(
-            &[env!("CARGO_BIN_EXE_vigil")],
-            &env,
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-            80,
-            24,
-        );
+        let t = vigil_at_80x24(&env);
         t.wait_for("the queue with a risk band", Duration::from_secs(60), |s| {
             s.contains("CRIT") && s.contains("alerts")
         });
@@ -180,15 +165,7 @@ fn edit_then_approve_types_params_and_reason_into_their_own_fields() {
         return;
     }
     let home = tempfile::tempdir().expect("home");
-    let env = home_env(home.path());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let t = tmux::Tmux::start(
-        &[env!("CARGO_BIN_EXE_vigil")],
-        &env,
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        80,
-        24,
-    );
+    let t = vigil_at_80x24(&home_env(home.path()));
     t.wait_for("a pending block action", Duration::from_secs(60), |s| {
         s.contains("▶ #") && s.contains("PENDING") && s.contains("to blocklist")
     });
