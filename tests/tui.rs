@@ -204,6 +204,23 @@ fn app_over(db: &Path, w: u16, h: u16, colours: bool) -> App {
     app
 }
 
+/// VirusTotal part-way through its budgets with lookups queued, as the status bar shows it.
+fn busy_virustotal() -> vigil::engine::enrich::online::ProviderStatus {
+    vigil::engine::enrich::online::ProviderStatus {
+        provider: "virustotal".into(),
+        key: true,
+        used: vec![("4/min".into(), 3), ("500/day".into(), 120)],
+        queue_depth: 7,
+        in_flight: 1,
+        sent: 120,
+        failed: 0,
+        rate_limited: 0,
+        paused_seconds: 0,
+        disabled: None,
+        last_error: None,
+    }
+}
+
 fn fixture_text() -> String {
     let mut s = std::fs::read_to_string(fixture("suricata-alert.json")).expect("fixture");
     s.push_str(&std::fs::read_to_string(fixture("wazuh-alert.json")).expect("fixture"));
@@ -484,7 +501,6 @@ async fn keys_drive_an_approval_through_to_the_audit_trail() {
 
 #[test]
 fn enrichment_pane_toggles_with_e_and_shows_age_and_budgets() {
-    use vigil::engine::enrich::online::ProviderStatus;
     use vigil::engine::enrich::{EnrichmentResult, SourceKind, Verdict};
     use vigil::engine::ioc::{Ioc, IocKind};
     let dir = tempfile::tempdir().expect("tempdir");
@@ -508,19 +524,7 @@ fn enrichment_pane_toggles_with_e_and_shows_age_and_budgets() {
     );
     let vt = EnrichmentResult::new(&hostile, "virustotal", SourceKind::Provider, Verdict::Clean);
     app.detail.as_mut().expect("detail").enrichment = vec![feed, vt];
-    app.on_engine_event(EngineEvent::EnrichStatus(vec![ProviderStatus {
-        provider: "virustotal".into(),
-        key: true,
-        used: vec![("4/min".into(), 3), ("500/day".into(), 120)],
-        queue_depth: 7,
-        in_flight: 1,
-        sent: 120,
-        failed: 0,
-        rate_limited: 0,
-        paused_seconds: 0,
-        disabled: None,
-        last_error: None,
-    }]));
+    app.on_engine_event(EngineEvent::EnrichStatus(vec![busy_virustotal()]));
     let (before, _) = screen(&app, 100, 30);
     assert!(!before.contains("MALICIOUS"), "alert detail first");
     assert!(before.contains("vt 3/4min 120/500day q7"), "{before}");
@@ -724,21 +728,7 @@ fn the_status_bar_shortens_the_database_path_at_a_separator_never_mid_name() {
     let db = database_with(dir.path(), &fixture_text());
     let mut app = app_over(&db, 80, 24, true);
     app.db_path = "/home/analyst/cases/2024-11-ransomware-response/evidence/vigil.db".into();
-    app.on_engine_event(EngineEvent::EnrichStatus(vec![
-        vigil::engine::enrich::online::ProviderStatus {
-            provider: "virustotal".into(),
-            key: true,
-            used: vec![("4/min".into(), 3), ("500/day".into(), 120)],
-            queue_depth: 7,
-            in_flight: 1,
-            sent: 120,
-            failed: 0,
-            rate_limited: 0,
-            paused_seconds: 0,
-            disabled: None,
-            last_error: None,
-        },
-    ]));
+    app.on_engine_event(EngineEvent::EnrichStatus(vec![busy_virustotal()]));
     let (text, _) = screen(&app, 80, 24);
     let status = rows_of(&text)[23].trim_end().to_string();
     assert!(status.contains("6 alerts"), "{status}");
