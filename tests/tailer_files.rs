@@ -2,6 +2,9 @@
 //! begin with the same bytes, and a rotated file whose reader was killed. Driven step by step
 //! (scan, read, commit) with a model store, as the engine's tailer task drives it.
 
+#[path = "common/checkpoints.rs"]
+mod checkpoints;
+
 use std::collections::HashMap;
 use std::path::Path;
 use vigil::engine::format::Format;
@@ -31,16 +34,9 @@ impl Checkpoints for Store {
         self.checkpoints.get(file_id).copied()
     }
     fn by_head(&mut self, head: &str) -> Option<StoredCheckpoint> {
-        self.checkpoints
-            .iter()
-            .filter(|(id, _)| id.ends_with(&format!(":256:{head}")))
-            .max_by_key(|(_, v)| **v)
-            .map(|(id, v)| StoredCheckpoint {
-                file_id: id.clone(),
-                path: self.paths.get(id).cloned().unwrap_or_default(),
-                offset: v.0,
-                line: v.1,
-            })
+        checkpoints::furthest_with_head(&self.checkpoints, head, |id| {
+            self.paths.get(id).cloned().unwrap_or_default()
+        })
     }
     fn recent(&mut self, limit: usize) -> Vec<StoredCheckpoint> {
         self.updated

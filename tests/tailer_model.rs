@@ -12,6 +12,9 @@
 //! `VIGIL_MODEL_CASES=N` runs more sequences; a failure prints the seed to replay with
 //! `VIGIL_MODEL_SEED=S`.
 
+#[path = "common/checkpoints.rs"]
+mod checkpoints;
+
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::{HashMap, HashSet};
@@ -33,16 +36,7 @@ impl Checkpoints for Store {
         self.checkpoints.get(file_id).copied()
     }
     fn by_head(&mut self, head: &str) -> Option<StoredCheckpoint> {
-        self.checkpoints
-            .iter()
-            .filter(|(id, _)| id.ends_with(&format!(":256:{head}")))
-            .max_by_key(|(_, v)| **v)
-            .map(|(id, v)| StoredCheckpoint {
-                file_id: id.clone(),
-                path: String::new(),
-                offset: v.0,
-                line: v.1,
-            })
+        checkpoints::furthest_with_head(&self.checkpoints, head, |_| String::new())
     }
 }
 
