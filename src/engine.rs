@@ -26,6 +26,7 @@ pub mod reader;
 pub mod respond;
 pub mod score;
 pub mod store;
+pub mod tactics;
 pub mod tailer;
 pub mod template;
 pub mod train;

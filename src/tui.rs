@@ -5,6 +5,7 @@
 pub mod app;
 pub mod colour_depth;
 pub mod keymap;
+pub mod layout;
 pub mod terminal;
 pub mod text_input;
 pub mod view;

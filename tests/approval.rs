@@ -393,7 +393,7 @@ async fn automatic_revert_runs_when_due() {
 async fn an_approval_not_bound_to_a_destination_must_be_given_again() {
     let w = World::new("4h").await;
     let row = w.action("notify");
-    let old_hash = vigil::engine::playbook::unbound_call_hash(&row.connector, &row.params);
+    let old_hash = vigil::engine::connector::unbound_call_hash(&row.connector, &row.params);
     Connection::open(&w.db)
         .expect("db")
         .execute(

@@ -17,6 +17,7 @@ pub mod http;
 pub mod slack;
 pub mod webhook;
 
+use super::alert::{canonical_json, sha256_hex};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,21 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The hash an approval binds to: the connector, the params and the call they resolve to
+/// (`resolved`, from [`Connectors::resolve`], names the destination), so the same params sent
+/// somewhere else are another call.
+pub fn call_hash(connector: &str, params: &Map<String, Value>, resolved: &str) -> String {
+    let doc = serde_json::json!({"connector": connector, "params": params, "call": resolved});
+    sha256_hex(canonical_json(&doc).as_bytes())
+}
+
+/// The hash earlier versions bound approvals to: connector and params only, not where the
+/// call goes. Recognised so such an approval is asked for again instead of being run.
+pub fn unbound_call_hash(connector: &str, params: &Map<String, Value>) -> String {
+    let doc = serde_json::json!({"connector": connector, "params": params});
+    sha256_hex(canonical_json(&doc).as_bytes())
+}
 
 /// Every connector's settings, `[connectors.NAME]` in the config file. Empty strings mean "not
 /// configured": such a connector refuses to describe a call, so a playbook step using it is
@@ -386,7 +402,7 @@ impl Connectors {
         Ok(Resolved {
             rendered: call.to_string(),
             destination: call.destination(),
-            call_hash: crate::engine::playbook::call_hash(kind, params, &call.binding()),
+            call_hash: call_hash(kind, params, &call.binding()),
         })
     }
 

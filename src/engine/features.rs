@@ -511,7 +511,7 @@ pub fn extract(a: &Alert, ctx: &FeatureContext) -> Vec<f64> {
         .any(|t| HIGH_IMPACT_TACTICS.contains(&t.as_str()));
     let stage = tactics
         .iter()
-        .filter_map(|t| super::classify::tactic_by_name(t))
+        .filter_map(|t| super::tactics::tactic_by_name(t))
         .map(|t| f64::from(t.stage))
         .reduce(f64::max);
     let src_scope = a.source_ip.map(address_scope);

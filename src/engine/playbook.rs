@@ -2,7 +2,7 @@
 //! checking, matching and rendering a proposal; running it is the connectors' job, deciding it
 //! the analyst's.
 
-use super::alert::{canonical_json, get_path, sha256_hex};
+use super::alert::{get_path, sha256_hex};
 use super::connector::Connectors;
 use super::template::{self, render};
 use serde::{Deserialize, Serialize};
@@ -222,21 +222,6 @@ pub struct ProposedAction {
     pub on_error: OnError,
     pub rollback: Option<RenderedCall>,
     pub revert_after_seconds: Option<u64>,
-}
-
-/// The hash an approval binds to: the connector, the params and the call they resolve to
-/// (`resolved`, from [`Connectors::resolve`], names the destination), so the same params sent
-/// somewhere else are another call.
-pub fn call_hash(connector: &str, params: &Map<String, Value>, resolved: &str) -> String {
-    let doc = serde_json::json!({"connector": connector, "params": params, "call": resolved});
-    sha256_hex(canonical_json(&doc).as_bytes())
-}
-
-/// The hash earlier versions bound approvals to: connector and params only, not where the
-/// call goes. Recognised so such an approval is asked for again instead of being run.
-pub fn unbound_call_hash(connector: &str, params: &Map<String, Value>) -> String {
-    let doc = serde_json::json!({"connector": connector, "params": params});
-    sha256_hex(canonical_json(&doc).as_bytes())
 }
 
 /// Where match conditions read fields. A document answers from itself; the pipeline answers

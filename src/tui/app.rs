@@ -221,7 +221,7 @@ impl App {
     pub fn resize(&mut self, width: u16, height: u16) {
         self.width = width;
         self.height = height;
-        self.visible_rows = super::view::queue_rows(width, height);
+        self.visible_rows = super::layout::queue_rows(width, height);
         self.scroll_to_selection();
         self.dirty = true;
     }
@@ -434,7 +434,7 @@ impl App {
                 Action::Cancel | Action::Help => self.overlay = Overlay::None,
                 Action::Quit => self.should_quit = true,
                 Action::ScrollDown => {
-                    let lines = super::view::help_line_count(&self.keymap);
+                    let lines = super::layout::help_line_count(&self.keymap);
                     self.help_scroll = (self.help_scroll + 1).min(lines);
                 }
                 Action::ScrollUp => self.help_scroll = self.help_scroll.saturating_sub(1),

@@ -4,6 +4,7 @@
 
 use super::app::{App, Focus, Overlay, PromptField};
 use super::keymap::{Action, Keymap};
+use super::layout::{compact, help_rows, queue_height, HelpRow, MIN_HEIGHT, MIN_WIDTH};
 use super::text_input::TextField;
 use crate::engine::enrich::{attack, SourceKind, Verdict};
 use crate::engine::score::Score;
@@ -16,32 +17,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 use std::path::Path;
 
-/// Smallest terminal vigil draws in.
-pub const MIN_WIDTH: u16 = 40;
-pub const MIN_HEIGHT: u16 = 10;
-
 /// Colours unless `NO_COLOR` is set (https://no-color.org).
 pub fn colours_enabled() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-fn compact(width: u16, height: u16) -> bool {
-    width < 70 || height < 18
-}
-
-/// Height of the queue area (header row included).
-fn queue_height(width: u16, height: u16) -> u16 {
-    let body = height.saturating_sub(2);
-    if compact(width, height) {
-        body
-    } else {
-        body / 2
-    }
-}
-
-/// Alert rows visible in the queue at this terminal size.
-pub fn queue_rows(width: u16, height: u16) -> u16 {
-    queue_height(width, height).saturating_sub(1).max(1)
 }
 
 fn untrusted(s: &str) -> String {
@@ -975,32 +953,26 @@ fn draw_prompt(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {
     f.render_widget(Paragraph::new(foot).wrap(Wrap { trim: false }), bottom);
 }
 
-/// The help overlay's lines: a heading per keymap table, then its keys and what they do.
+/// The help overlay's lines, styled.
 fn help_text(keymap: &Keymap, pal: &Palette) -> Vec<Line<'static>> {
-    let entries = keymap.help_lines();
-    let keys_width = entries
+    let rows = help_rows(keymap);
+    let keys_width = rows
         .iter()
-        .map(|(_, k, _)| k.chars().count())
+        .map(|r| match r {
+            HelpRow::Keys(k, _) => k.chars().count(),
+            HelpRow::Table(_) => 0,
+        })
         .max()
         .unwrap_or(0);
-    let mut lines = Vec::new();
-    let mut table_now = String::new();
-    for (table, keys, action) in entries {
-        if table != table_now {
-            lines.push(Line::styled(format!("[{table}]"), pal.dim()));
-            table_now = table;
-        }
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {keys:<keys_width$} "), pal.title()),
-            Span::raw(action.describe()),
-        ]));
-    }
-    lines
-}
-
-/// How many lines the help overlay has (for scrolling).
-pub fn help_line_count(keymap: &Keymap) -> u16 {
-    u16::try_from(help_text(keymap, &Palette { on: false }).len()).unwrap_or(u16::MAX)
+    rows.into_iter()
+        .map(|r| match r {
+            HelpRow::Table(table) => Line::styled(format!("[{table}]"), pal.dim()),
+            HelpRow::Keys(keys, action) => Line::from(vec![
+                Span::styled(format!("  {keys:<keys_width$} "), pal.title()),
+                Span::raw(action.describe()),
+            ]),
+        })
+        .collect()
 }
 
 fn draw_help(f: &mut Frame<'_>, app: &App, pal: &Palette, area: Rect) {

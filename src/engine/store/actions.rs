@@ -5,10 +5,8 @@
 //! without its record. Runs only on the writer thread (the caller passes its transaction).
 
 use super::super::audit::{self, Entry};
-use super::super::connector::Resolved;
-use super::super::playbook::{
-    unbound_call_hash, ApprovalPolicy, OnError, ProposedAction, RenderedCall, Retry,
-};
+use super::super::connector::{unbound_call_hash, Resolved};
+use super::super::playbook::{ApprovalPolicy, OnError, ProposedAction, RenderedCall, Retry};
 use crate::identity::Actor;
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
