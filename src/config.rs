@@ -38,43 +38,8 @@ pub struct StoreConfig {
     pub group: String,
 }
 
-/// `[enrichment]`: offline sources and online providers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EnrichmentConfig {
-    pub offline: bool,
-    pub feeds_dir: String,
-    pub geoip_city: String,
-    pub geoip_country: String,
-    pub geoip_asn: String,
-    pub secrets_file: String,
-    pub providers: ProvidersConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvidersConfig {
-    pub abuseipdb: ProviderConfig,
-    pub virustotal: ProviderConfig,
-    pub otx: ProviderConfig,
-    pub urlhaus: ProviderConfig,
-    pub rdap: ProviderConfig,
-}
-
-/// One online provider's switch, endpoint and budgets.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub enabled: bool,
-    pub base_url: String,
-    pub per_minute: u32,
-    pub per_day: u32,
-    pub timeout_seconds: u64,
-    pub concurrency: usize,
-    pub ttl_hours: u64,
-    pub negative_ttl_minutes: u64,
-    pub retries: u32,
-}
+/// `[enrichment]`: the engine owns its settings type.
+pub use crate::engine::enrich::settings::EnrichmentConfig;
 
 /// `[train]`: hyper-parameters and data handling for `vigil train` (flags override).
 #[derive(Debug, Clone, Deserialize)]
@@ -139,10 +104,7 @@ pub use crate::engine::connector::ConnectorConfig;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Treat `""` as "not set".
-pub fn non_empty(s: &str) -> Option<&str> {
-    (!s.trim().is_empty()).then_some(s)
-}
+pub use crate::engine::settings::non_empty;
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {

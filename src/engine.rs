@@ -25,6 +25,7 @@ pub mod playbook;
 pub mod reader;
 pub mod respond;
 pub mod score;
+pub mod settings;
 pub mod store;
 pub mod tactics;
 pub mod tailer;

@@ -101,9 +101,8 @@ impl Default for ReadOptions {
         ReadOptions {
             holdout_every: 5,
             max_bad_fraction: 0.10,
-            incident_rules: crate::config::Config::embedded()
-                .map(|c| c.incidents.rules)
-                .unwrap_or_default(),
+            // Callers pass the configured rules; without them no alert joins an incident.
+            incident_rules: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod online;
 pub mod providers;
 pub mod quota;
 pub mod secrets;
+pub mod settings;
 pub mod task;
 
 use super::alert::Alert;

@@ -9,11 +9,12 @@ use super::online::{HttpTransport, Online, Outcome, ProviderSettings, ProviderSt
 use super::providers::ProviderId;
 use super::quota::Limit;
 use super::secrets::Secrets;
+use super::settings::{EnrichmentConfig, ProviderConfig};
 use super::{rescore, signals, EnrichmentResult, SourceKind, Verdict};
-use crate::config::{non_empty, EnrichmentConfig, ProviderConfig};
 use crate::engine::alert::Alert;
 use crate::engine::ioc::{self, Ioc, IpClass};
 use crate::engine::score::Scorer;
+use crate::engine::settings::non_empty;
 use crate::engine::store::{self, ToEnrich, WriteOp};
 use crate::engine::EngineEvent;
 use serde::Serialize;
