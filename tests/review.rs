@@ -277,3 +277,27 @@ fn a_database_given_without_watch_follows_nothing() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), before);
 }
+
+/// A case saved by an earlier vigil has checkpoints without the columns that say whether a file
+/// went missing; opened read-only (no schema changes allowed) its totals still read, with no
+/// lost files.
+#[test]
+fn a_case_from_an_earlier_vigil_still_opens_for_review() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let db = home.path().join("old.db");
+    {
+        let conn = vigil::engine::store::open(&db).expect("create");
+        conn.execute_batch(
+            "INSERT INTO checkpoints (file_id, path, byte_offset, line_no, updated_at, state)
+             VALUES ('1:2:3:256:abc', '/var/log/suricata/eve.json', 10, 1, '2099-01-01T00:00:00Z', 'lost');
+             ALTER TABLE checkpoints DROP COLUMN state;
+             ALTER TABLE checkpoints DROP COLUMN len_seen;
+             ALTER TABLE checkpoints DROP COLUMN tail_hash;",
+        )
+        .expect("an older schema");
+    }
+    let conn = vigil::engine::store::open_read_only(&db).expect("open read-only");
+    let totals = vigil::engine::store::totals(&conn).expect("totals of an older case");
+    assert_eq!(totals.lost_files, 0);
+    assert_eq!(totals.last_lost, None);
+}

@@ -80,14 +80,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     byte_offset INTEGER NOT NULL,
     line_no INTEGER NOT NULL,
     updated_at TEXT NOT NULL,
-    -- File length at the last commit: what an analyst is told was never read if the file
-    -- goes missing before its end.
     len_seen INTEGER NOT NULL DEFAULT 0,
-    -- Hash of the bytes just before byte_offset: tells a copy of the file from another file
-    -- that begins the same way.
     tail_hash TEXT,
-    -- following: may still have bytes to read; released: read to its end and let go;
-    -- lost: gone before its end, reported once.
     state TEXT NOT NULL DEFAULT 'following'
 );
 CREATE TABLE IF NOT EXISTS actions (
@@ -227,6 +221,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         ("actions", "runner", "TEXT"),
         ("actions", "escalated", "INTEGER NOT NULL DEFAULT 0"),
         ("actions", "destination", "TEXT"),
+        // A checkpoint's file length at the last commit (what an analyst is told was never
+        // read if the file goes missing), the hash of the bytes just before its offset (a copy
+        // of the file, or another file that begins the same way) and its `CheckpointState`.
         ("checkpoints", "len_seen", "INTEGER NOT NULL DEFAULT 0"),
         ("checkpoints", "tail_hash", "TEXT"),
         ("checkpoints", "state", "TEXT NOT NULL DEFAULT 'following'"),
@@ -1382,21 +1379,7 @@ pub struct AlertDetail {
 /// # Errors
 /// SQLite errors.
 pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
-    let since = ts(&(Utc::now() - LOST_FILE_SHOWN));
-    let lost: Vec<LostFile> = conn
-        .prepare_cached(
-            "SELECT path, byte_offset, len_seen FROM checkpoints
-             WHERE state = ?1 AND updated_at >= ?2 ORDER BY updated_at DESC",
-        )?
-        .query_map(params![CheckpointState::Lost.as_str(), since], |r| {
-            let read_to = r.get::<_, i64>(1)? as u64;
-            Ok(LostFile {
-                path: r.get(0)?,
-                read_to,
-                unread_bytes: (r.get::<_, i64>(2)? as u64).saturating_sub(read_to),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let lost = lost_files(conn)?;
     let totals = conn.query_row(
         "SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM quarantine),
                 (SELECT count(*) FROM actions WHERE status = 'proposed'), (SELECT count(*) FROM incidents)",
@@ -1413,6 +1396,31 @@ pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
         },
     )?;
     Ok(totals)
+}
+
+/// Files lost in the last day, newest first. A case saved by an earlier vigil, opened read-only,
+/// has no checkpoint states (and cannot be given them): it has none to show.
+fn lost_files(conn: &Connection) -> rusqlite::Result<Vec<LostFile>> {
+    let has_state = conn
+        .prepare_cached("SELECT 1 FROM pragma_table_info('checkpoints') WHERE name = 'state'")?
+        .exists([])?;
+    if !has_state {
+        return Ok(Vec::new());
+    }
+    let since = ts(&(Utc::now() - LOST_FILE_SHOWN));
+    conn.prepare_cached(
+        "SELECT path, byte_offset, len_seen FROM checkpoints
+         WHERE state = ?1 AND updated_at >= ?2 ORDER BY updated_at DESC",
+    )?
+    .query_map(params![CheckpointState::Lost.as_str(), since], |r| {
+        let read_to = r.get::<_, i64>(1)? as u64;
+        Ok(LostFile {
+            path: r.get(0)?,
+            read_to,
+            unread_bytes: (r.get::<_, i64>(2)? as u64).saturating_sub(read_to),
+        })
+    })?
+    .collect()
 }
 
 /// One page of the queue, highest risk first (unscored last), newest first within a risk.
