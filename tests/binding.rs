@@ -177,21 +177,22 @@ fn the_tui_shows_the_destination_and_the_refusal() {
         80,
         24,
     );
-    let screen = t.wait_text(
-        "PENDING Block the source",
+    // A screen is read whole once it shows both: tmux may be read half-way through a frame.
+    t.wait_for(
+        "the pending block and where it goes",
         std::time::Duration::from_secs(60),
+        |s| s.contains("PENDING Block the source") && s.contains("/A/blocklist.txt"),
     );
-    assert!(screen.contains("/A/blocklist.txt"), "{screen}");
     t.keys(&["Tab"]);
     t.keys(&["a"]);
     t.wait_text("Reason:", std::time::Duration::from_secs(30));
     t.type_text("block it");
     t.keys(&["Enter"]);
-    let screen = t.wait_text(
-        "REFUSED Block the source",
+    t.wait_for(
+        "the refusal and why",
         std::time::Duration::from_secs(60),
+        |s| s.contains("REFUSED Block the source") && s.contains("the call changed after"),
     );
-    assert!(screen.contains("the call changed after"), "{screen}");
     assert!(!a.exists() && !b.exists(), "nothing written");
     t.keys(&["q"]);
     // Quitting is covered by the terminal tests; here it only has to end.

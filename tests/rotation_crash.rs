@@ -167,13 +167,14 @@ fn shows_on_screen(home: &Path, db: &Path) {
         80,
         24,
     );
-    let screen = t.wait_text("eve.json", Duration::from_secs(60));
-    assert!(
-        screen
-            .lines()
-            .next()
-            .is_some_and(|l| l.contains("eve.json not found")),
-        "the header names the file: {screen}"
+    t.wait_for(
+        "the top line naming the file",
+        Duration::from_secs(60),
+        |s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.contains("eve.json not found after rotation"))
+        },
     );
     t.keys(&["q"]);
     t.wait_exit(Duration::from_secs(30));

@@ -16,10 +16,15 @@ fn the_queue_of_shipped_samples_shows_at_80x24_and_q_quits() {
     }
     let home = tempfile::tempdir().expect("home");
     let t = vigil_at_80x24(&home_env(home.path()));
-    let screen = t.wait_for("the queue with a risk band", Duration::from_secs(60), |s| {
-        ["CRIT", "HIGH", "MED", "LOW"].iter().any(|b| s.contains(b)) && s.contains("alerts")
-    });
-    assert!(screen.contains("vigil"), "title missing:\n{screen}");
+    let screen = t.wait_for(
+        "the title and the queue with a risk band",
+        Duration::from_secs(60),
+        |s| {
+            ["CRIT", "HIGH", "MED", "LOW"].iter().any(|b| s.contains(b))
+                && s.contains("alerts")
+                && s.contains("vigil")
+        },
+    );
     assert!(screen.lines().count() <= 24, "more than 24 rows:\n{screen}");
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(Duration::from_secs(30)), 0, "{}", t.screen());
@@ -175,11 +180,10 @@ fn edit_then_approve_types_params_and_reason_into_their_own_fields() {
     t.type_text(r#"{"entry":"10.9.9.9"}"#);
     t.keys(&["Tab"]);
     t.type_text("scope to the one host");
-    let screen = t.wait_text("Reason: scope to the one host", Duration::from_secs(10));
-    assert!(
-        screen.contains(r#"Params: {"entry":"10.9.9.9"}"#),
-        "the params field holds what was typed there:\n{screen}"
-    );
+    // The params field holds what was typed there, the reason what was typed after Tab.
+    t.wait_for("both fields as typed", Duration::from_secs(10), |s| {
+        s.contains("Reason: scope to the one host") && s.contains(r#"Params: {"entry":"10.9.9.9"}"#)
+    });
     t.keys(&["Enter"]);
     // The edit changes the proposal; approving it is a second, separate decision.
     t.wait_text("add 10.9.9.9 to blocklist", Duration::from_secs(30));
