@@ -194,7 +194,7 @@ pub fn read_labelled_alerts(
     items: &mut Vec<LabelledAlert>,
     into: &mut Labelled,
 ) -> anyhow::Result<()> {
-    let bytes = super::pipeline::read_maybe_gz(path)?;
+    let bytes = super::reader::read_maybe_gz(path)?;
     let (mut rows, mut bad) = (0usize, 0usize);
     let first_bad = into.bad_rows.len();
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {

@@ -165,3 +165,21 @@ impl Iterator for AlertFile {
         self.next_record()
     }
 }
+
+/// Read a whole file, gunzipping when it ends in `.gz`.
+///
+/// # Errors
+/// I/O or gzip errors, naming the file.
+pub fn read_maybe_gz(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .with_context(|| format!("{}: not valid gzip", path.display()))?;
+        return Ok(out);
+    }
+    Ok(bytes)
+}

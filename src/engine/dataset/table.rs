@@ -138,7 +138,7 @@ fn read_raw(
     let mut rows = Vec::new();
     let mut data_row = 0usize;
     for (fi, path) in paths.iter().enumerate() {
-        let bytes = crate::engine::pipeline::read_maybe_gz(path)?;
+        let bytes = crate::engine::reader::read_maybe_gz(path)?;
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(!nsl)
             .flexible(true)
