@@ -23,7 +23,7 @@ use nix::sys::signal::Signal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wait::wait_until;
+use wait::wait_for_change_in;
 
 fn append(path: &Path, ids: std::ops::Range<u64>) {
     let text = eve::alert_lines(ids, "ET TROJAN rotation crash", 1);
@@ -56,12 +56,15 @@ fn crash_after_rotation(after_rotation: impl FnOnce(&Path)) -> Crash {
     let home = tempfile::tempdir().expect("tempdir");
     let logs = home.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
-    let db = home.path().join("data").join("vigil.db");
+    let data = home.path().join("data");
+    // Made first so the waits below can watch it for the database's writes.
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let db = data.join("vigil.db");
     let eve = logs.join("eve.json");
     append(&eve, 0..200);
     let read_to = std::fs::metadata(&eve).expect("eve.json").len() as i64;
     let daemon = watch(home.path(), &eve);
-    wait_until(Duration::from_secs(60), "the first alerts", || {
+    wait_for_change_in(&data, Duration::from_secs(60), "the first alerts", || {
         alerts(&db) >= 200
     });
     daemon.signal(Signal::SIGSTOP);
@@ -86,9 +89,12 @@ fn kill_9_after_a_rename_rotation_loses_nothing_of_the_rotated_file() {
     let c = crash_after_rotation(|_| {});
     let stored = || alerts(&c.db);
     let _restarted = watch(c.home.path(), &c.eve);
-    wait_until(Duration::from_secs(120), "all 1,300 alerts", || {
-        stored() >= 1300
-    });
+    wait_for_change_in(
+        c.db.parent().expect("data folder"),
+        Duration::from_secs(120),
+        "all 1,300 alerts",
+        || stored() >= 1300,
+    );
     assert_eq!(stored(), 1300, "each alert once");
     let recovered = number(
         &c.db,
@@ -115,7 +121,8 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
         )
     };
     let restarted = watch(c.home.path(), eve);
-    wait_until(
+    wait_for_change_in(
+        c.db.parent().expect("data folder"),
         Duration::from_secs(120),
         "the new file and the report",
         || stored() >= 300 && lost() >= 1,
@@ -134,9 +141,12 @@ fn a_rotated_file_that_cannot_be_found_after_kill_9_is_reported_once() {
     // Another restart does not report it again.
     let again = watch(c.home.path(), eve);
     append(eve, 1300..1310);
-    wait_until(Duration::from_secs(60), "ten more alerts", || {
-        stored() >= 310
-    });
+    wait_for_change_in(
+        c.db.parent().expect("data folder"),
+        Duration::from_secs(60),
+        "ten more alerts",
+        || stored() >= 310,
+    );
     drop(again);
     assert_eq!(lost(), 1, "reported once, not on every start");
 

@@ -13,7 +13,7 @@ use daemon::Daemon;
 use db::alerts;
 use std::path::Path;
 use std::time::Duration;
-use wait::wait_until;
+use wait::wait_for_change_in;
 
 fn csv(sensor: u64, rows: u64) -> String {
     let extra: Vec<String> = (0..12)
@@ -42,11 +42,15 @@ fn csv_sensors_with_the_same_long_header_are_all_stored() {
     let home = tempfile::tempdir().expect("tempdir");
     let logs = home.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
-    let db = home.path().join("data").join("vigil.db");
+    let data = home.path().join("data");
+    // Made first so the waits below can watch it for the database's writes.
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let db = data.join("vigil.db");
     std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
     std::fs::write(logs.join("sensor2.csv"), csv(2, 10)).expect("write");
     let daemon = watch(home.path(), &logs);
-    wait_until(
+    wait_for_change_in(
+        &data,
         Duration::from_secs(60),
         "20 alerts from two sensors",
         || alerts(&db) >= 20,
@@ -56,7 +60,8 @@ fn csv_sensors_with_the_same_long_header_are_all_stored() {
     // After a restart, a third sensor with the same header, its first rows included.
     std::fs::write(logs.join("sensor3.csv"), csv(3, 15)).expect("write");
     let _daemon = watch(home.path(), &logs);
-    wait_until(
+    wait_for_change_in(
+        &data,
         Duration::from_secs(60),
         "35 alerts from three sensors",
         || alerts(&db) >= 35,
@@ -73,12 +78,18 @@ fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start()
     let home = tempfile::tempdir().expect("tempdir");
     let logs = home.path().join("logs");
     std::fs::create_dir_all(&logs).expect("mkdir");
-    let db = home.path().join("data").join("vigil.db");
+    let data = home.path().join("data");
+    // Made first so the waits below can watch it for the database's writes.
+    std::fs::create_dir_all(&data).expect("mkdir data");
+    let db = data.join("vigil.db");
     std::fs::write(logs.join("sensor1.csv"), csv(1, 10)).expect("write");
     let daemon = watch(home.path(), &logs);
-    wait_until(Duration::from_secs(60), "10 alerts from sensor 1", || {
-        alerts(&db) >= 10
-    });
+    wait_for_change_in(
+        &data,
+        Duration::from_secs(60),
+        "10 alerts from sensor 1",
+        || alerts(&db) >= 10,
+    );
     drop(daemon);
 
     std::fs::remove_file(logs.join("sensor1.csv")).expect("delete");
@@ -90,8 +101,11 @@ fn a_new_file_whose_line_end_falls_at_an_old_checkpoint_is_read_from_its_start()
     );
     std::fs::write(logs.join("sensor4.csv"), replacement).expect("write");
     let _daemon = watch(home.path(), &logs);
-    wait_until(Duration::from_secs(60), "10 alerts from sensor 4", || {
-        alerts(&db) >= 20
-    });
+    wait_for_change_in(
+        &data,
+        Duration::from_secs(60),
+        "10 alerts from sensor 4",
+        || alerts(&db) >= 20,
+    );
     assert_eq!(alerts(&db), 20, "each row once");
 }

@@ -225,10 +225,7 @@ impl WatchSpec {
     fn names(&self, path: &Path) -> bool {
         match self {
             WatchSpec::Path(p) if p.is_dir() => {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                path.parent() == Some(p.as_path())
-                    && !name.starts_with('.')
-                    && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
+                path.parent() == Some(p.as_path()) && alert_file_name(path)
             }
             WatchSpec::Path(p) => p == path,
             WatchSpec::Glob(g) => glob::Pattern::new(g).is_ok_and(|g| g.matches_path(path)),
@@ -262,6 +259,12 @@ impl WatchSpec {
     }
 }
 
+/// Whether a file in a watched folder is read: not hidden, and named like an alert file.
+fn alert_file_name(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    !name.starts_with('.') && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
 /// Files the watch set names right now: named files, alert files directly inside named
 /// directories, and glob matches.
 pub fn discover(watch: &[PathBuf]) -> Vec<PathBuf> {
@@ -272,12 +275,7 @@ pub fn discover(watch: &[PathBuf]) -> Vec<PathBuf> {
                 if let Ok(rd) = std::fs::read_dir(&p) {
                     let mut files: Vec<PathBuf> = rd
                         .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.is_file())
-                        .filter(|p| {
-                            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                            !name.starts_with('.')
-                                && ALERT_FILE_SUFFIXES.iter().any(|s| name.ends_with(s))
-                        })
+                        .filter(|p| p.is_file() && alert_file_name(p))
                         .collect();
                     files.sort();
                     out.extend(files);
