@@ -292,3 +292,27 @@ fn a_new_file_with_the_head_of_one_from_an_earlier_run_starts_at_zero() {
         "all of sensor 2, none of sensor 1 again: {notes:?}"
     );
 }
+
+/// logrotate renames the file away and only then tells its writer to reopen: lines the writer
+/// appends to the renamed file in between are still read from the file vigil holds open.
+#[test]
+fn lines_written_to_a_file_just_renamed_out_of_the_watch_set_are_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let eve = tmp.path().join("eve.json");
+    write(&eve, &lines(0, 10));
+    let mut f = Follower::new(vec![eve.clone()], Format::Auto);
+    let mut store = Store::default();
+    let (_, chunks) = look(&mut f, &mut store);
+    assert_eq!(ids(&chunks), (0..10).collect::<Vec<_>>());
+
+    let rotated = tmp.path().join("eve.json.1");
+    std::fs::rename(&eve, &rotated).expect("rotate");
+    let (notes, _) = look(&mut f, &mut store);
+    assert!(
+        !notes.iter().any(|n| matches!(n, TailNote::Released { .. })),
+        "not let go the moment it is renamed: {notes:?}"
+    );
+    append(&rotated, &lines(10, 15));
+    let (_, chunks) = look(&mut f, &mut store);
+    assert_eq!(ids(&chunks), (10..15).collect::<Vec<_>>());
+}

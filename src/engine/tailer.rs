@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// File name endings picked up inside a watched directory (a file named explicitly, or matched
 /// by a glob, is always read).
@@ -41,6 +42,10 @@ const DETECT_PREFIX: usize = 64 * 1024;
 /// Bytes compared just before a position to tell a copy of a file from another file that
 /// merely begins the same way (two sensors writing the same long CSV header).
 const COMPARE_BYTES: u64 = 4096;
+/// How long a file that left the watch set is still followed after it last grew. A writer
+/// keeps appending to a file renamed away until it is told to reopen (logrotate's postrotate
+/// HUP), and those lines are read from the file vigil still holds open.
+const ROTATE_WAIT: Duration = Duration::from_secs(5);
 /// Truncated heads remembered for adopting a rotated copy that shows up later.
 const REMEMBERED_TRUNCATIONS: usize = 256;
 
@@ -196,6 +201,8 @@ struct Tracked {
     len_seen: u64,
     /// Still at a watched path (false once rotated away or deleted).
     present: bool,
+    /// Since when, and at what length, a file no longer at a watched path has not grown.
+    quiet_since: Option<(Instant, u64)>,
     /// Length at which a whole-document file was last found unfinished (an array or object
     /// never closed), so it is parsed again only when it changes.
     unfinished_at: Option<u64>,
@@ -507,14 +514,26 @@ impl Follower {
             self.recovered = true;
             self.recover_rotated(checkpoints, &mut notes);
         }
-        // Release files that left the watch set once everything in them is committed.
+        // Release files that left the watch set once their writer has let go of them and
+        // everything in them is committed.
+        let now = Instant::now();
+        for t in self.files.values_mut() {
+            let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
+            t.quiet_since = match t.quiet_since {
+                _ if t.present => None,
+                Some((since, seen)) if seen == len => Some((since, seen)),
+                _ => Some((now, len)),
+            };
+        }
         let gone: Vec<Key> = self
             .files
             .iter()
-            .filter(|(_, t)| !t.present)
             .filter(|(_, t)| {
-                let len = t.file.metadata().map(|m| m.len()).unwrap_or(0);
-                t.offset == t.read_offset && !has_complete_line_after(&t.file, t.offset, len)
+                t.quiet_since.is_some_and(|(since, len)| {
+                    now.duration_since(since) >= ROTATE_WAIT
+                        && t.offset == t.read_offset
+                        && !has_complete_line_after(&t.file, t.offset, len)
+                })
             })
             .map(|(k, _)| *k)
             .collect();
@@ -591,8 +610,14 @@ impl Follower {
             match self.open(&path, key, checkpoints, notes) {
                 Ok(()) => {
                     if let Some(t) = self.files.get_mut(&key) {
-                        // Outside the watch set: released once read to its end.
+                        // Outside the watch set: released once read to its end. It was
+                        // rotated while vigil was down, so its writer has had its time.
                         t.present = discover(&self.watch).contains(&path);
+                        if !t.present {
+                            let len = t.file.metadata().map_or(0, |m| m.len());
+                            t.quiet_since =
+                                Instant::now().checked_sub(ROTATE_WAIT).map(|at| (at, len));
+                        }
                         notes.push(TailNote::Recovered {
                             path: path.display().to_string(),
                             file_id: t.file_id.clone(),
@@ -747,6 +772,7 @@ impl Follower {
                 initial_offset: initial.0,
                 len_seen: len,
                 present: true,
+                quiet_since: None,
                 unfinished_at: None,
                 tail,
             },
@@ -984,7 +1010,6 @@ fn document_complete(doc: &[u8]) -> bool {
 
 use super::pipeline::Pipeline;
 use super::store::{self, Checkpoint, IngestBatch, IngestOutcome, WriteOp};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Bytes read from one file per chunk: big enough to amortise a commit, small enough that one
